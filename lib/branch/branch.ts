@@ -1,0 +1,159 @@
+/**
+ * Branches: the directories a union is made of.
+ *
+ * Read-only is a type. The core holds `lowers: readonly ReadonlyBranch[]`
+ * and at most one `WritableBranch`, so code that writes a lower branch does
+ * not compile. A branch speaks in branch-relative paths ('/' is its root,
+ * '/a/b' a path below it) and never follows a symlink in a path it is given:
+ * the resolver only hands out paths whose every parent it has seen to be a
+ * real directory in that branch (lstat), so a hostile layer's `etc -> /`
+ * cannot lead a lookup outside the branch.
+ *
+ * Calls are synchronous on purpose: a FUSE request is served on the one JS
+ * thread, and a synchronous call skips the thread-pool round trip that an
+ * asynchronous one costs on every lookup and stat (see bench/ for the
+ * numbers). Every error is node:fs's own, shaped `code`/`errno`/`syscall`/`path`.
+ */
+import * as fs from 'node:fs'
+import * as native from '../native'
+
+export interface ReadonlyBranch {
+  /** Absolute real path of the branch directory. */
+  readonly root: string
+  /** Position in the union: 0 is the top. */
+  readonly index: number
+  readonly writable: boolean
+  /** Absolute path on the host of a branch-relative path. */
+  real (rel: string): string
+  /** lstat, or undefined when the name is not there (ENOENT/ENOTDIR). */
+  lstat (rel: string): fs.Stats | undefined
+  readdir (rel: string): fs.Dirent[]
+  readlink (rel: string): string
+  /** Opens for reading only. */
+  openRead (rel: string): number
+  getxattr (rel: string, name: string): Buffer | undefined
+  listxattr (rel: string): string[]
+  statfs (): fs.StatsFs
+}
+
+export interface WritableBranch extends ReadonlyBranch {
+  readonly writable: true
+  open (rel: string, flags: number, mode?: number): number
+  mkdir (rel: string, mode: number): void
+  mknod (rel: string, mode: number, rdev: number): void
+  symlink (target: string, rel: string): void
+  link (existingRel: string, rel: string): void
+  unlink (rel: string): void
+  rmdir (rel: string): void
+  /** Removes a tree inside the branch (the work dir's leftovers). */
+  removeTree (rel: string): void
+  rename (from: string, to: string, flags?: number): void
+  chmod (rel: string, mode: number): void
+  lchown (rel: string, uid: number, gid: number): void
+  utimens (rel: string, atime: native.TimeArg, mtime: native.TimeArg): void
+  truncate (rel: string, size: number): void
+  setxattr (rel: string, name: string, value: Buffer, flags?: number): void
+  removexattr (rel: string, name: string): void
+}
+
+class DirBranch implements ReadonlyBranch {
+  readonly writable: boolean = false
+  constructor (readonly root: string, readonly index: number) {}
+
+  real (rel: string): string {
+    return rel === '/' ? this.root : this.root + rel
+  }
+
+  lstat (rel: string): fs.Stats | undefined {
+    try {
+      return fs.lstatSync(this.real(rel), { throwIfNoEntry: false })
+    } catch (err) {
+      // A parent that is not a directory in this branch means the name is
+      // not here; anything else (EACCES, ELOOP, EIO) is the answer.
+      if ((err as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined
+      throw err
+    }
+  }
+
+  readdir (rel: string): fs.Dirent[] {
+    return fs.readdirSync(this.real(rel), { withFileTypes: true })
+  }
+
+  readlink (rel: string): string {
+    return fs.readlinkSync(this.real(rel))
+  }
+
+  openRead (rel: string): number {
+    return fs.openSync(this.real(rel), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW)
+  }
+
+  getxattr (rel: string, name: string): Buffer | undefined {
+    try {
+      return native.lgetxattr(this.real(rel), name)
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code
+      if (code === 'ENODATA' || code === 'ENOTSUP' || code === 'EOPNOTSUPP') return undefined
+      throw err
+    }
+  }
+
+  listxattr (rel: string): string[] {
+    try {
+      return native.llistxattr(this.real(rel))
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code
+      if (code === 'ENOTSUP' || code === 'EOPNOTSUPP') return []
+      throw err
+    }
+  }
+
+  statfs (): fs.StatsFs {
+    return fs.statfsSync(this.root)
+  }
+}
+
+class WritableDirBranch extends DirBranch implements WritableBranch {
+  override readonly writable = true as const
+
+  open (rel: string, flags: number, mode?: number): number {
+    return fs.openSync(this.real(rel), flags | fs.constants.O_NOFOLLOW, mode)
+  }
+
+  mkdir (rel: string, mode: number): void { fs.mkdirSync(this.real(rel), mode) }
+  mknod (rel: string, mode: number, rdev: number): void { native.mknod(this.real(rel), mode, rdev) }
+  symlink (target: string, rel: string): void { fs.symlinkSync(target, this.real(rel)) }
+  link (existingRel: string, rel: string): void { fs.linkSync(this.real(existingRel), this.real(rel)) }
+  unlink (rel: string): void { fs.unlinkSync(this.real(rel)) }
+  rmdir (rel: string): void { fs.rmdirSync(this.real(rel)) }
+  removeTree (rel: string): void { fs.rmSync(this.real(rel), { recursive: true, force: true }) }
+
+  rename (from: string, to: string, flags = 0): void {
+    if (flags === 0) fs.renameSync(this.real(from), this.real(to))
+    else native.renameat2(this.real(from), this.real(to), flags)
+  }
+
+  chmod (rel: string, mode: number): void { fs.chmodSync(this.real(rel), mode) }
+  lchown (rel: string, uid: number, gid: number): void { fs.lchownSync(this.real(rel), uid, gid) }
+  utimens (rel: string, atime: native.TimeArg, mtime: native.TimeArg): void {
+    native.utimensat(this.real(rel), atime, mtime, true)
+  }
+
+  truncate (rel: string, size: number): void {
+    const fd = this.open(rel, fs.constants.O_WRONLY)
+    try { fs.ftruncateSync(fd, size) } finally { fs.closeSync(fd) }
+  }
+
+  setxattr (rel: string, name: string, value: Buffer, flags = 0): void {
+    native.lsetxattr(this.real(rel), name, value, flags)
+  }
+
+  removexattr (rel: string, name: string): void { native.lremovexattr(this.real(rel), name) }
+}
+
+export function readonlyBranch (root: string, index: number): ReadonlyBranch {
+  return new DirBranch(root, index)
+}
+
+export function writableBranch (root: string, index: number): WritableBranch {
+  return new WritableDirBranch(root, index)
+}

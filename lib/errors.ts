@@ -1,0 +1,60 @@
+/**
+ * The one error shape and the one errno mapping.
+ *
+ * Every failure inside unionfs-ts is an FsError shaped like Node's own
+ * system errors: `code` ('ENOENT'), `errno` (negative, as Node reports it),
+ * `syscall` and `path`. Errors thrown by node:fs already have that shape and
+ * pass through unchanged. The FUSE transport turns any error into the
+ * kernel's negative errno with `toErrno`; an error without a known code is a
+ * bug, becomes EIO, and is logged once by the caller, never passed off as a
+ * missing file.
+ */
+import { constants } from 'node:os'
+
+const ERRNO = constants.errno as Record<string, number>
+
+export class FsError extends Error {
+  readonly code: string
+  readonly errno: number
+  readonly syscall: string
+  readonly path?: string
+
+  constructor (code: string, syscall: string, path?: string, message?: string) {
+    super(`${code}: ${message ?? code.toLowerCase()}, ${syscall}${path !== undefined ? ` '${path}'` : ''}`)
+    const n = ERRNO[code]
+    if (n === undefined) throw new TypeError(`unknown errno code ${code}`)
+    this.name = 'FsError'
+    this.code = code
+    this.errno = -n
+    this.syscall = syscall
+    this.path = path
+  }
+}
+
+/** Shorthand used throughout the core: `throw fsError('EROFS', 'unlink', p)`. */
+export function fsError (code: string, syscall: string, path?: string, message?: string): FsError {
+  return new FsError(code, syscall, path, message)
+}
+
+/** True when `err` is a system error carrying `code` (ours or node:fs's). */
+export function isCode (err: unknown, ...codes: string[]): boolean {
+  return typeof err === 'object' && err !== null &&
+    codes.includes((err as { code?: unknown }).code as string)
+}
+
+/**
+ * The positive errno for an error, or undefined when the error carries no
+ * code we know (a bug: the caller answers EIO and logs it).
+ */
+export function errnoOf (err: unknown): number | undefined {
+  if (typeof err !== 'object' || err === null) return undefined
+  const code = (err as { code?: unknown }).code
+  if (typeof code !== 'string') return undefined
+  return ERRNO[code]
+}
+
+export function errnoCode (name: string): number {
+  const n = ERRNO[name]
+  if (n === undefined) throw new TypeError(`unknown errno code ${name}`)
+  return n
+}

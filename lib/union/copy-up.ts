@@ -1,0 +1,201 @@
+/**
+ * Copy-up: making a lower branch's entry the writable branch's own, before
+ * its first mutation.
+ *
+ *  1. Parents first: every missing ancestor is copied up (as a bare
+ *     directory with the mode, owner, times and xattrs of the directory it
+ *     shadows), top-down.
+ *  2. The copy is built in the work dir: data (reflink when the filesystem
+ *     offers it, else copy_file_range over the data extents only, so holes
+ *     stay holes), then owner, mode, user-visible xattrs, the origin inode
+ *     number, and times last (writing the rest would change them).
+ *     Symlinks keep their target; fifos, sockets and devices are recreated.
+ *  3. One rename moves the copy into place. A crash before it leaves the old
+ *     view and a temp file that the next mount sweeps; after it, the new
+ *     view. On any failure the temp is removed and the error is the answer.
+ */
+import * as fs from 'node:fs'
+import type { ReadonlyBranch, WritableBranch } from '../branch/branch'
+import { fsError, isCode } from '../errors'
+import * as native from '../native'
+import { encodeOrigin, originXattr } from './inodes'
+import { parentOf } from './paths'
+import type { Entry, Resolver } from './resolve'
+import { isPrivateXattr } from './whiteouts'
+import type { Workdir } from './workdir'
+
+export interface CopyUpOptions {
+  /** Copy data up to this size only (a truncate or O_TRUNC follows). */
+  size?: number
+}
+
+export interface CopyUpEvent {
+  path: string
+  fromLayer: number
+  bytes: number
+  ms: number
+}
+
+export class CopyUp {
+  /** Called after each copy-up lands (handles re-point, tracing counts). */
+  onCopied: (entry: Entry, event: CopyUpEvent) => void = () => {}
+
+  constructor (
+    private readonly resolver: Resolver,
+    private readonly upper: WritableBranch,
+    private readonly work: Workdir,
+    private readonly ns: string
+  ) {}
+
+  /** Makes `path` served by the writable branch and returns its new entry. */
+  file (path: string, syscall: string, opts: CopyUpOptions = {}): Entry {
+    const e = this.resolver.get(path, syscall)
+    if (e.top.layer === 0) return e
+    if (e.isDir) return this.dir(path, syscall)
+    this.dir(parentOf(path), syscall)
+    return this.copy(e, opts)
+  }
+
+  /** Makes directory `path` (and its parents) exist in the writable branch. */
+  dir (path: string, syscall: string): Entry {
+    const e = this.resolver.get(path, syscall)
+    if (e.top.layer === 0) return e
+    if (!e.isDir) throw fsError('ENOTDIR', syscall, path)
+    this.dir(parentOf(path), syscall)
+    return this.copy(e, {})
+  }
+
+  private copy (e: Entry, opts: CopyUpOptions): Entry {
+    const started = performance.now()
+    const src = this.resolver.layers[e.top.layer]
+    const st = fs.lstatSync(src.real(e.top.rel), { bigint: true })
+    const tmp = this.work.tempName()
+    const dst = this.work.dir
+    let bytes = 0
+    try {
+      if (e.stat.isFile()) {
+        bytes = this.copyFile(src, e, tmp, st, opts.size)
+      } else {
+        if (e.stat.isDirectory()) dst.mkdir(tmp, 0o700)
+        else if (e.stat.isSymbolicLink()) dst.symlink(src.readlink(e.top.rel), tmp)
+        else dst.mknod(tmp, Number(st.mode), Number(st.rdev))
+        this.copyMeta(src, e, tmp, st)
+      }
+      this.work.moveIn(tmp, this.upper, e.path)
+    } catch (err) {
+      this.work.discard(tmp)
+      throw err
+    }
+    this.resolver.cache.delete(e.path)
+    const fresh = this.resolver.get(e.path, 'copyup')
+    this.onCopied(fresh, { path: e.path, fromLayer: e.top.layer, bytes, ms: performance.now() - started })
+    return fresh
+  }
+
+  private copyMeta (src: ReadonlyBranch, e: Entry, tmp: string, st: fs.BigIntStats): void {
+    const dst = this.work.dir
+    dst.lchown(tmp, Number(st.uid), Number(st.gid))
+    if (!e.stat.isSymbolicLink()) dst.chmod(tmp, Number(st.mode) & 0o7777)
+    for (const name of src.listxattr(e.top.rel)) {
+      if (isPrivateXattr(name)) continue
+      const v = src.getxattr(e.top.rel, name)
+      if (v !== undefined) dst.setxattr(tmp, name, v)
+    }
+    dst.setxattr(tmp, originXattr(this.ns), encodeOrigin(e.ino))
+    dst.utimens(tmp, timeOf(st.atimeNs), timeOf(st.mtimeNs))
+  }
+
+  private copyFile (src: ReadonlyBranch, e: Entry, tmp: string, st: fs.BigIntStats, size?: number): number {
+    const rel = e.top.rel
+    const srcSize = Number(st.size)
+    const want = size === undefined ? srcSize : Math.min(size, srcSize)
+    const inFd = src.openRead(rel)
+    let outFd = -1
+    try {
+      outFd = this.work.dir.open(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600)
+      const bytes = want === 0 ? 0 : copyData(inFd, outFd, want, want === srcSize)
+      fs.ftruncateSync(outFd, size ?? srcSize)
+      fs.fchownSync(outFd, Number(st.uid), Number(st.gid))
+      fs.fchmodSync(outFd, Number(st.mode) & 0o7777)
+      for (const name of src.listxattr(rel)) {
+        if (isPrivateXattr(name)) continue
+        const v = src.getxattr(rel, name)
+        if (v !== undefined) native.fsetxattr(outFd, name, v, 0)
+      }
+      native.fsetxattr(outFd, originXattr(this.ns), encodeOrigin(e.ino), 0)
+      native.futimens(outFd, timeOf(st.atimeNs), timeOf(st.mtimeNs))
+      return bytes
+    } finally {
+      fs.closeSync(inFd)
+      if (outFd >= 0) fs.closeSync(outFd)
+    }
+  }
+}
+
+function timeOf (ns: bigint): [number, number] {
+  return [Number(ns / 1_000_000_000n), Number(ns % 1_000_000_000n)]
+}
+
+/**
+ * Copies the first `len` bytes of `inFd` to `outFd` at the same offsets.
+ * A whole file is first offered to reflink (FICLONE), which shares the
+ * blocks; otherwise only the data extents are copied (SEEK_DATA/SEEK_HOLE)
+ * with copy_file_range, so holes stay holes, and read/write is the last
+ * resort for filesystems that offer neither.
+ */
+export function copyData (inFd: number, outFd: number, len: number, whole: boolean): number {
+  if (whole) {
+    try {
+      native.ficlone(outFd, inFd)
+      return len
+    } catch (err) {
+      if (!isCode(err, 'EOPNOTSUPP', 'ENOTSUP', 'EXDEV', 'EINVAL', 'ENOTTY', 'ENOSYS', 'EBADF', 'EPERM')) throw err
+    }
+  }
+  let copied = 0
+  let off = 0
+  while (off < len) {
+    let data: number
+    try {
+      data = native.lseek(inFd, off, native.SEEK_DATA)
+    } catch (err) {
+      if (isCode(err, 'ENXIO')) break // only a hole is left
+      if (isCode(err, 'EINVAL', 'EOPNOTSUPP')) data = off
+      else throw err
+    }
+    if (data >= len) break
+    let hole: number
+    try {
+      hole = native.lseek(inFd, data, native.SEEK_HOLE)
+    } catch {
+      hole = len
+    }
+    const end = Math.min(hole, len)
+    copied += copyRange(inFd, outFd, data, end)
+    off = end
+  }
+  return copied
+}
+
+function copyRange (inFd: number, outFd: number, from: number, to: number): number {
+  let pos = from
+  try {
+    while (pos < to) {
+      const n = native.copyFileRange(inFd, pos, outFd, pos, Math.min(to - pos, 1 << 30))
+      if (n === 0) break
+      pos += n
+    }
+    return pos - from
+  } catch (err) {
+    if (!isCode(err, 'EXDEV', 'EINVAL', 'ENOSYS', 'EOPNOTSUPP')) throw err
+  }
+  const buf = Buffer.allocUnsafe(1 << 20)
+  while (pos < to) {
+    const n = fs.readSync(inFd, buf, 0, Math.min(buf.length, to - pos), pos)
+    if (n === 0) break
+    let w = 0
+    while (w < n) w += fs.writeSync(outFd, buf, w, n - w, pos + w)
+    pos += n
+  }
+  return pos - from
+}

@@ -1,0 +1,62 @@
+/**
+ * What the mutation modules share: the branches, the resolver (with the
+ * dentry cache), whiteouts, copy-up and the work dir of one union that has a
+ * writable branch. Also the small rules every mutation applies the same way:
+ * reserved names, who owns a new entry, what to drop from the cache.
+ */
+import * as fs from 'node:fs'
+import type { ReadonlyBranch, WritableBranch } from '../branch/branch'
+import { fsError } from '../errors'
+import type { CopyUp } from './copy-up'
+import { baseName, parentOf } from './paths'
+import type { Entry, Resolver } from './resolve'
+import type { Caller } from './types'
+import { isReservedName, type Whiteouts } from './whiteouts'
+import type { Workdir } from './workdir'
+
+/** The set-group-ID mode bit (node:fs does not name it). */
+const S_ISGID = 0o2000
+
+export interface Core {
+  readonly layers: readonly ReadonlyBranch[]
+  readonly upper: WritableBranch
+  readonly resolver: Resolver
+  readonly whiteouts: Whiteouts
+  readonly copyUp: CopyUp
+  readonly work: Workdir
+  /** Can this process give entries away (chown)? */
+  readonly privileged: boolean
+}
+
+/** Names starting with `.wh.` cannot be made through the mount. */
+export function checkNewName (path: string, syscall: string): void {
+  if (isReservedName(baseName(path))) throw fsError('EPERM', syscall, path, 'name reserved for whiteouts')
+}
+
+/** The directory a new entry goes into: resolved, a directory, in the writable branch. */
+export function newEntryParent (core: Core, path: string, syscall: string): Entry {
+  const parent = core.resolver.get(parentOf(path), syscall)
+  if (!parent.isDir) throw fsError('ENOTDIR', syscall, path)
+  return core.copyUp.dir(parent.path, syscall)
+}
+
+/**
+ * Gives a new entry to its caller. The union runs as root and creates
+ * everything itself, so the caller's uid/gid are applied afterwards; a
+ * set-group-ID parent passes its group on, as the kernel does for its own
+ * filesystems.
+ */
+export function giveTo (core: Core, branch: WritableBranch, rel: string, parentPath: string, caller: Caller): void {
+  if (!core.privileged) return
+  const parentStat = core.upper.lstat(parentPath)
+  const gid = parentStat !== undefined && (parentStat.mode & S_ISGID) !== 0 ? parentStat.gid : caller.gid
+  branch.lchown(rel, caller.uid, gid)
+}
+
+/** After a change to `path`: drop it (or its whole subtree) and its parent. */
+export function forget (core: Core, path: string, tree = false): void {
+  const cache = core.resolver.cache
+  if (tree) cache.deleteTree(path)
+  else cache.delete(path)
+  cache.delete(parentOf(path))
+}

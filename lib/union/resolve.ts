@@ -1,0 +1,163 @@
+/**
+ * Lookup order. This header is the spec the code below follows.
+ *
+ * Branches are ordered top (layer 0; the writable branch when there is one)
+ * to bottom. A union path is resolved one name at a time, from the root:
+ *
+ *  1. The root is the stack of every branch's root directory, top to bottom,
+ *     cut after the first root that is opaque.
+ *  2. A child NAME of a directory is looked for in each branch of the
+ *     directory's stack, in order:
+ *       - the branch has NAME as a whiteout (char device 0/0), or has no
+ *         NAME but an AUFS whiteout `.wh.NAME`: NAME is hidden here and
+ *         below; stop;
+ *       - the branch has no NAME: go on to the next branch (only "not
+ *         found" falls through; EACCES, ELOOP, EIO... are the answer);
+ *       - NAME is a non-directory: if nothing was found above, it is the
+ *         answer; below a directory it is hidden; stop either way;
+ *       - NAME is a directory: it joins the child's stack (if the first
+ *         thing found was a non-directory, it is hidden and we stopped);
+ *         if it is opaque, stop; if it carries a redirect, the branches
+ *         below it are searched at the redirect's path instead, and we stop
+ *         walking this directory's stack.
+ *  3. Names starting with `.wh.` exist nowhere.
+ *
+ * The result, an Entry, says which branch serves the path (`top`), and for a
+ * directory the stack of branch directories merged into it (`dirs`), each
+ * with its own branch-relative path (they differ below a redirect). Every
+ * path handed to a branch is one whose parents were seen to be real
+ * directories in that branch, so symlinks in a branch are never followed.
+ *
+ * Results, positive and negative, go through the dentry cache.
+ */
+import type * as fs from 'node:fs'
+import type { ReadonlyBranch } from '../branch/branch'
+import { DentryCache } from '../cache/dentry-cache'
+import { fsError } from '../errors'
+import { decodeOrigin, originXattr, unionIno } from './inodes'
+import { childRel, parentOf, baseName } from './paths'
+import { dirMarks, hasAufsWhiteout, isReservedName, isWhiteoutStat } from './whiteouts'
+
+export interface Layered {
+  readonly layer: number
+  readonly rel: string
+}
+
+export interface Entry {
+  readonly path: string
+  readonly isDir: boolean
+  /** The serving branch entry. */
+  readonly top: Layered
+  /** Directory: the merged stack, top first. Non-directory: [top]. */
+  readonly dirs: readonly Layered[]
+  /** lstat of the serving entry when it was resolved. */
+  readonly stat: fs.Stats
+  readonly ino: number
+}
+
+export class Resolver {
+  constructor (
+    readonly layers: readonly ReadonlyBranch[],
+    readonly cache: DentryCache<Entry>,
+    /** Namespace of the private xattrs ('trusted' or 'user'). */
+    private readonly ns: string,
+    /** Does layer 0 record origins (is it the writable branch)? */
+    private readonly topIsWritable: boolean
+  ) {}
+
+  /** The entry at `path`, or undefined when it exists nowhere. */
+  lookup (path: string): Entry | undefined {
+    return this.lookupFrom(path, 0)
+  }
+
+  /** Like lookup, but throws ENOENT (or ENOTDIR for a non-directory parent). */
+  get (path: string, syscall: string): Entry {
+    const e = this.lookup(path)
+    if (e === undefined) throw fsError(this.parentIsNotDir(path) ? 'ENOTDIR' : 'ENOENT', syscall, path)
+    return e
+  }
+
+  /**
+   * Resolves `path` in branches `from` and below only: the lower content of a
+   * redirected directory, or "what would show if the top branch had nothing".
+   */
+  lookupFrom (path: string, from: number): Entry | undefined {
+    const key = from === 0 ? path : `${from}:${path}`
+    const cached = this.cache.get(key)
+    if (cached !== undefined) return cached ?? undefined
+    let entry: Entry | undefined
+    if (path === '/') {
+      entry = this.root(from)
+    } else {
+      const parent = this.lookupFrom(parentOf(path), from)
+      entry = parent?.isDir === true ? this.child(parent, baseName(path)) : undefined
+    }
+    this.cache.set(key, entry ?? null)
+    return entry
+  }
+
+  /** Resolves NAME in `parent`'s stack (uncached: the caller caches). */
+  child (parent: Entry, name: string, stack: readonly Layered[] = parent.dirs): Entry | undefined {
+    if (isReservedName(name)) return undefined
+    const path = childRel(parent.path, name)
+    const found: Layered[] = []
+    let first: fs.Stats | undefined
+    for (const { layer, rel } of stack) {
+      const branch = this.layers[layer]
+      const crel = childRel(rel, name)
+      const st = branch.lstat(crel)
+      if (st === undefined) {
+        if (hasAufsWhiteout(branch, rel, name)) break
+        continue
+      }
+      if (isWhiteoutStat(st)) break
+      if (!st.isDirectory()) {
+        if (first === undefined) return this.entry(path, false, [{ layer, rel: crel }], st)
+        break
+      }
+      if (first === undefined) first = st
+      found.push({ layer, rel: crel })
+      const marks = dirMarks(branch, crel, this.ns)
+      if (marks.opaque) break
+      if (marks.redirect !== undefined) {
+        const below = this.lookupFrom(marks.redirect, layer + 1)
+        if (below?.isDir === true) found.push(...below.dirs)
+        break
+      }
+    }
+    if (first === undefined) return undefined
+    return this.entry(path, true, found, first)
+  }
+
+  /** Does some branch below the top serve NAME in `parent`? */
+  existsBelowTop (parent: Entry, name: string): boolean {
+    const stack = parent.dirs.filter(d => d.layer > 0)
+    return stack.length > 0 && this.child(parent, name, stack) !== undefined
+  }
+
+  private root (from: number): Entry {
+    const dirs: Layered[] = []
+    for (let layer = from; layer < this.layers.length; layer++) {
+      dirs.push({ layer, rel: '/' })
+      if (dirMarks(this.layers[layer], '/', this.ns).opaque) break
+    }
+    const st = this.layers[from].lstat('/')
+    if (st === undefined) throw fsError('ENOENT', 'lstat', this.layers[from].root, 'branch root is gone')
+    return this.entry('/', true, dirs, st)
+  }
+
+  private entry (path: string, isDir: boolean, dirs: Layered[], stat: fs.Stats): Entry {
+    const top = dirs[0]
+    let ino = unionIno(top.layer, stat.ino)
+    if (top.layer === 0 && this.topIsWritable) {
+      ino = decodeOrigin(this.layers[0].getxattr(top.rel, originXattr(this.ns))) ?? ino
+    }
+    return { path, isDir, top, dirs, stat, ino }
+  }
+
+  private parentIsNotDir (path: string): boolean {
+    if (path === '/') return false
+    const parent = this.lookup(parentOf(path))
+    return parent !== undefined && !parent.isDir
+  }
+}

@@ -1,0 +1,106 @@
+/**
+ * The union core's public surface: what a transport (the FUSE adapter, or a
+ * test calling it in-process) may ask of a union.
+ *
+ * Paths are union paths: absolute, '/'-separated, normalised ('/' is the
+ * root, no trailing slash, no '.' or '..' parts). Every method throws an
+ * FsError-shaped error (`code`, `errno`, `syscall`, `path`) on failure.
+ * Nothing here knows about FUSE: node ids, lookup counts and reply encoding
+ * belong to the transport.
+ */
+
+/** Times are milliseconds since the epoch, fractional, as node:fs reports them. */
+export interface Attr {
+  ino: number
+  mode: number
+  nlink: number
+  uid: number
+  gid: number
+  rdev: number
+  size: number
+  blocks: number
+  blksize: number
+  atimeMs: number
+  mtimeMs: number
+  ctimeMs: number
+}
+
+export interface DirEntry {
+  name: string
+  ino: number
+  /** The S_IFMT bits of the entry's mode. */
+  type: number
+}
+
+/** Who asks: new files are owned by this uid/gid. */
+export interface Caller {
+  uid: number
+  gid: number
+  pid: number
+}
+
+export interface StatFs {
+  bsize: number
+  frsize: number
+  blocks: number
+  bfree: number
+  bavail: number
+  files: number
+  ffree: number
+  namemax: number
+}
+
+/**
+ * A time to set: milliseconds since the epoch, [seconds, nanoseconds] for
+ * an exact time, or 'now'. Undefined leaves it alone.
+ */
+export type TimeSpec = number | [number, number] | 'now' | undefined
+
+export const RENAME_NOREPLACE = 1
+export const RENAME_EXCHANGE = 2
+
+export interface UnionFsApi {
+  getattr (path: string): Promise<Attr>
+  /** Attributes through an open handle (fgetattr). */
+  fgetattr (fh: number): Promise<Attr>
+  readlink (path: string): Promise<string>
+  /** The merged listing, without '.' and '..'. */
+  readdir (path: string): Promise<DirEntry[]>
+
+  mkdir (path: string, mode: number, caller: Caller): Promise<Attr>
+  mknod (path: string, mode: number, rdev: number, caller: Caller): Promise<Attr>
+  symlink (target: string, path: string, caller: Caller): Promise<Attr>
+  link (existing: string, path: string): Promise<Attr>
+  unlink (path: string): Promise<void>
+  rmdir (path: string): Promise<void>
+  rename (from: string, to: string, flags: number): Promise<void>
+
+  chmod (path: string, mode: number): Promise<void>
+  chown (path: string, uid: number, gid: number): Promise<void>
+  /** uid or gid -1 leaves it unchanged. */
+  truncate (path: string, size: number): Promise<void>
+  ftruncate (fh: number, size: number): Promise<void>
+  utimens (path: string, atime: TimeSpec, mtime: TimeSpec): Promise<void>
+
+  /** O_* flags as open(2) takes them. Returns a handle number. */
+  open (path: string, flags: number): Promise<number>
+  create (path: string, flags: number, mode: number, caller: Caller): Promise<{ fh: number, attr: Attr }>
+  read (fh: number, buf: Buffer, length: number, position: number): Promise<number>
+  write (fh: number, buf: Buffer, length: number, position: number): Promise<number>
+  flush (fh: number): Promise<void>
+  fsync (fh: number, datasync: boolean): Promise<void>
+  release (fh: number): Promise<void>
+  fallocate (fh: number, mode: number, offset: number, length: number): Promise<void>
+  /** SEEK_DATA / SEEK_HOLE (and SEEK_SET/CUR/END) on an open handle. */
+  lseek (fh: number, offset: number, whence: number): Promise<number>
+
+  getxattr (path: string, name: string): Promise<Buffer>
+  listxattr (path: string): Promise<string[]>
+  /** flags: XATTR_CREATE (1) / XATTR_REPLACE (2) */
+  setxattr (path: string, name: string, value: Buffer, flags: number): Promise<void>
+  removexattr (path: string, name: string): Promise<void>
+
+  statfs (path: string): Promise<StatFs>
+  /** Flush everything; called before unmount returns. */
+  destroy (): Promise<void>
+}

@@ -1,0 +1,347 @@
+/**
+ * UnionFs: the union core. POSIX-shaped async methods on union paths that
+ * throw Node-shaped errors; it knows nothing of FUSE.
+ *
+ * Branches: `lowers` are ReadonlyBranch (writing one does not compile); the
+ * optional `upper` is the one WritableBranch, layer 0 of the lookup order.
+ * Without it every mutation answers EROFS.
+ *
+ * Reads go to whichever branch serves the path (resolve.ts). A mutation of
+ * an entry a lower branch serves copies it up first (copy-up.ts); new names
+ * and removals honour whiteouts (create.ts, remove.ts); rename.ts moves
+ * files and merged directories.
+ *
+ * Each method runs to completion on the JS thread with synchronous branch
+ * calls (see branch.ts for why), so operations never interleave and no path
+ * needs a lock. What a method changes is on the branch filesystem before it
+ * returns: a killed or unmounted daemon loses nothing it acknowledged
+ * (fsync through the mount makes it durable against power loss as well).
+ */
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+import { readonlyBranch, writableBranch, type ReadonlyBranch, type WritableBranch } from '../branch/branch'
+import { DentryCache, type CacheStats, type Clock } from '../cache/dentry-cache'
+import { fsError } from '../errors'
+import * as native from '../native'
+import type { UnionConfig } from './config'
+import { CopyUp, type CopyUpEvent } from './copy-up'
+import { createFile, link, makeEntry } from './create'
+import type { Core } from './core'
+import { Handles } from './handles'
+import { mergedListing } from './readdir'
+import { rename } from './rename'
+import { rmdir, unlink } from './remove'
+import { Resolver, type Entry } from './resolve'
+import type { Attr, Caller, DirEntry, StatFs, TimeSpec, UnionFsApi } from './types'
+import { isPrivateXattr, Whiteouts } from './whiteouts'
+import { Workdir } from './workdir'
+
+const { O_RDONLY, O_WRONLY, O_RDWR, O_TRUNC, O_CREAT, O_EXCL, O_NOCTTY } = fs.constants
+const O_ACCMODE = O_RDONLY | O_WRONLY | O_RDWR
+
+export interface UnionFsOptions {
+  /** The dentry cache's clock (tests inject one). */
+  clock?: Clock
+}
+
+export class UnionFs implements UnionFsApi {
+  readonly layers: readonly ReadonlyBranch[]
+  readonly upper?: WritableBranch
+  readonly resolver: Resolver
+  private readonly core?: Core
+  private readonly handles = new Handles()
+  /** Counters for `stats`. */
+  readonly counters = { copyUps: 0, bytesCopied: 0 }
+  /** Observers of copy-ups (tracing). */
+  readonly copyUpListeners: Array<(e: CopyUpEvent) => void> = []
+
+  private constructor (readonly config: UnionConfig, opts: UnionFsOptions) {
+    const layers: ReadonlyBranch[] = []
+    if (config.upper !== undefined) {
+      this.upper = writableBranch(config.upper, 0)
+      layers.push(this.upper)
+    }
+    for (const dir of config.lowers) layers.push(readonlyBranch(dir, layers.length))
+    this.layers = layers
+    const cache = new DentryCache<Entry>(config.cacheEntries, config.cacheTtlMs, opts.clock)
+    this.resolver = new Resolver(layers, cache, config.xattrNamespace, this.upper !== undefined)
+    if (this.upper !== undefined) {
+      const work = Workdir.open(config.workdir ?? path.join(config.upper!, '.wh..wh.unionfs-ts'))
+      const whiteouts = new Whiteouts(this.upper, config.whiteout, config.xattrNamespace)
+      const copyUp = new CopyUp(this.resolver, this.upper, work, config.xattrNamespace)
+      copyUp.onCopied = (entry, event) => this.copiedUp(entry, event)
+      this.core = {
+        layers, upper: this.upper, resolver: this.resolver, whiteouts, copyUp, work,
+        privileged: process.getuid?.() === 0
+      }
+    }
+  }
+
+  /**
+   * Opens a union on validated branches. Creates the work dir and sweeps what
+   * a crash left in it. The serving process's umask is cleared: the kernel
+   * already applied the caller's.
+   */
+  static async open (config: UnionConfig, opts: UnionFsOptions = {}): Promise<UnionFs> {
+    process.umask(0)
+    return new UnionFs(config, opts)
+  }
+
+  cacheStats (): CacheStats {
+    return this.resolver.cache.stats()
+  }
+
+  // ---- reads ----
+
+  async getattr (p: string): Promise<Attr> {
+    return this.attrOf(this.resolver.get(p, 'lstat'))
+  }
+
+  async fgetattr (fh: number): Promise<Attr> {
+    const h = this.handles.get(fh, 'fstat')
+    return toAttr(fs.fstatSync(h.fd), h.ino)
+  }
+
+  async readlink (p: string): Promise<string> {
+    const e = this.resolver.get(p, 'readlink')
+    if (!e.stat.isSymbolicLink()) throw fsError('EINVAL', 'readlink', p)
+    return this.layers[e.top.layer].readlink(e.top.rel)
+  }
+
+  async readdir (p: string): Promise<DirEntry[]> {
+    const e = this.resolver.get(p, 'scandir')
+    if (!e.isDir) throw fsError('ENOTDIR', 'scandir', p)
+    return mergedListing(this.resolver, e)
+  }
+
+  async getxattr (p: string, name: string): Promise<Buffer> {
+    const e = this.resolver.get(p, 'getxattr')
+    const v = isPrivateXattr(name) ? undefined : this.layers[e.top.layer].getxattr(e.top.rel, name)
+    if (v === undefined) throw fsError('ENODATA', 'getxattr', p)
+    return v
+  }
+
+  async listxattr (p: string): Promise<string[]> {
+    const e = this.resolver.get(p, 'listxattr')
+    return this.layers[e.top.layer].listxattr(e.top.rel).filter(n => !isPrivateXattr(n))
+  }
+
+  async statfs (_p: string): Promise<StatFs> {
+    const s = (this.upper ?? this.layers[0]).statfs()
+    return {
+      bsize: s.bsize, frsize: s.bsize, blocks: s.blocks, bfree: s.bfree, bavail: s.bavail,
+      files: s.files, ffree: s.ffree, namemax: 255
+    }
+  }
+
+  // ---- open files ----
+
+  async open (p: string, flags: number): Promise<number> {
+    let e = this.resolver.get(p, 'open')
+    const write = (flags & O_ACCMODE) !== O_RDONLY || (flags & O_TRUNC) !== 0
+    if (e.isDir && write) throw fsError('EISDIR', 'open', p)
+    const clean = flags & ~(O_CREAT | O_EXCL | O_NOCTTY)
+    if (!write) {
+      const fd = e.top.layer === 0 && this.upper !== undefined
+        ? this.upper.open(p, clean)
+        : this.layers[e.top.layer].openRead(e.top.rel)
+      return this.handles.add(fd, e.ino, false, e.top.layer === 0)
+    }
+    const core = this.mutable('open', p)
+    e = core.copyUp.file(p, 'open', (flags & O_TRUNC) !== 0 ? { size: 0 } : {})
+    return this.handles.add(core.upper.open(p, clean), e.ino, true, true)
+  }
+
+  async create (p: string, flags: number, mode: number, caller: Caller): Promise<{ fh: number, attr: Attr }> {
+    const core = this.mutable('open', p)
+    const existing = this.resolver.lookup(p)
+    if (existing !== undefined) {
+      if ((flags & O_EXCL) !== 0) throw fsError('EEXIST', 'open', p)
+      const fh = await this.open(p, flags)
+      return { fh, attr: await this.fgetattr(fh) }
+    }
+    const fd = createFile(core, p, flags, mode, caller)
+    const e = this.resolver.get(p, 'open')
+    return { fh: this.handles.add(fd, e.ino, true, true), attr: this.attrOf(e) }
+  }
+
+  async read (fh: number, buf: Buffer, length: number, position: number): Promise<number> {
+    const { fd } = this.handles.get(fh, 'read')
+    let n = 0
+    while (n < length) {
+      const r = fs.readSync(fd, buf, n, length - n, position + n)
+      if (r === 0) break
+      n += r
+    }
+    return n
+  }
+
+  async write (fh: number, buf: Buffer, length: number, position: number): Promise<number> {
+    const { fd } = this.handles.get(fh, 'write')
+    let n = 0
+    while (n < length) n += fs.writeSync(fd, buf, n, length - n, position + n)
+    return n
+  }
+
+  async flush (fh: number): Promise<void> {
+    this.handles.get(fh, 'flush')
+  }
+
+  async fsync (fh: number, datasync: boolean): Promise<void> {
+    const { fd } = this.handles.get(fh, 'fsync')
+    if (datasync) fs.fdatasyncSync(fd)
+    else fs.fsyncSync(fd)
+  }
+
+  async release (fh: number): Promise<void> {
+    this.handles.release(fh)
+  }
+
+  async ftruncate (fh: number, size: number): Promise<void> {
+    const h = this.handles.get(fh, 'ftruncate')
+    if (!h.writable) throw fsError('EBADF', 'ftruncate')
+    fs.ftruncateSync(h.fd, size)
+  }
+
+  async fallocate (fh: number, mode: number, offset: number, length: number): Promise<void> {
+    const h = this.handles.get(fh, 'fallocate')
+    if (!h.writable) throw fsError('EBADF', 'fallocate')
+    native.fallocate(h.fd, mode, offset, length)
+  }
+
+  async lseek (fh: number, offset: number, whence: number): Promise<number> {
+    return native.lseek(this.handles.get(fh, 'lseek').fd, offset, whence)
+  }
+
+  // ---- new names, removals, renames ----
+
+  async mkdir (p: string, mode: number, caller: Caller): Promise<Attr> {
+    makeEntry(this.mutable('mkdir', p), p, caller, 'mkdir', true, (b, rel) => b.mkdir(rel, mode))
+    return this.getattr(p)
+  }
+
+  async mknod (p: string, mode: number, rdev: number, caller: Caller): Promise<Attr> {
+    makeEntry(this.mutable('mknod', p), p, caller, 'mknod', false, (b, rel) => b.mknod(rel, mode, rdev))
+    return this.getattr(p)
+  }
+
+  async symlink (target: string, p: string, caller: Caller): Promise<Attr> {
+    makeEntry(this.mutable('symlink', p), p, caller, 'symlink', false, (b, rel) => b.symlink(target, rel))
+    return this.getattr(p)
+  }
+
+  async link (existing: string, p: string): Promise<Attr> {
+    link(this.mutable('link', p), existing, p)
+    return this.getattr(p)
+  }
+
+  async unlink (p: string): Promise<void> {
+    unlink(this.mutable('unlink', p), p)
+  }
+
+  async rmdir (p: string): Promise<void> {
+    rmdir(this.mutable('rmdir', p), p)
+  }
+
+  async rename (from: string, to: string, flags: number): Promise<void> {
+    rename(this.mutable('rename', from), from, to, flags)
+  }
+
+  // ---- attribute changes: copy-up, then change the upper copy ----
+
+  async chmod (p: string, mode: number): Promise<void> {
+    this.upperCopy('chmod', p).chmod(p, mode)
+  }
+
+  async chown (p: string, uid: number, gid: number): Promise<void> {
+    this.upperCopy('chown', p).lchown(p, uid, gid)
+  }
+
+  async truncate (p: string, size: number): Promise<void> {
+    const e = this.resolver.get(p, 'truncate')
+    if (e.isDir) throw fsError('EISDIR', 'truncate', p)
+    this.upperCopy('truncate', p, size).truncate(p, size)
+  }
+
+  async utimens (p: string, atime: TimeSpec, mtime: TimeSpec): Promise<void> {
+    this.upperCopy('utimensat', p).utimens(p, timeArg(atime), timeArg(mtime))
+  }
+
+  async setxattr (p: string, name: string, value: Buffer, flags: number): Promise<void> {
+    if (isPrivateXattr(name)) throw fsError('EPERM', 'setxattr', p)
+    this.upperCopy('setxattr', p).setxattr(p, name, value, flags)
+  }
+
+  async removexattr (p: string, name: string): Promise<void> {
+    if (isPrivateXattr(name)) throw fsError('ENODATA', 'removexattr', p)
+    const e = this.resolver.get(p, 'removexattr')
+    if (this.layers[e.top.layer].getxattr(e.top.rel, name) === undefined) throw fsError('ENODATA', 'removexattr', p)
+    this.upperCopy('removexattr', p).removexattr(p, name)
+  }
+
+  async destroy (): Promise<void> {
+    this.handles.closeAll()
+  }
+
+  // ---- helpers ----
+
+  private mutable (syscall: string, p: string): Core {
+    if (this.core === undefined) throw fsError('EROFS', syscall, p)
+    return this.core
+  }
+
+  /** Copies `p` up (a truncate copies only what it keeps) and returns the upper branch. */
+  private upperCopy (syscall: string, p: string, size?: number): WritableBranch {
+    const core = this.mutable(syscall, p)
+    core.copyUp.file(p, syscall, size === undefined ? {} : { size })
+    return core.upper
+  }
+
+  private copiedUp (entry: Entry, event: CopyUpEvent): void {
+    this.counters.copyUps++
+    this.counters.bytesCopied += event.bytes
+    if (!entry.isDir) this.handles.repoint(entry.ino, () => this.upper!.open(entry.path, O_RDONLY))
+    for (const l of this.copyUpListeners) l(event)
+  }
+
+  private attrOf (e: Entry): Attr {
+    let st = e.stat
+    if (e.top.layer === 0 && this.upper !== undefined) {
+      st = this.upper.lstat(e.top.rel) ?? fsErrorThrow('ENOENT', 'lstat', e.path)
+    }
+    const attr = toAttr(st, e.ino)
+    // A merged directory's link count says nothing true about its
+    // subdirectories; 1 tells find(1) and friends not to rely on it.
+    if (e.isDir && e.dirs.length > 1) attr.nlink = 1
+    return attr
+  }
+}
+
+function fsErrorThrow (code: string, syscall: string, p: string): never {
+  throw fsError(code, syscall, p)
+}
+
+function toAttr (st: fs.Stats, ino: number): Attr {
+  return {
+    ino,
+    mode: st.mode,
+    nlink: st.nlink,
+    uid: st.uid,
+    gid: st.gid,
+    rdev: st.rdev,
+    size: st.size,
+    blocks: st.blocks,
+    blksize: st.blksize,
+    atimeMs: st.atimeMs,
+    mtimeMs: st.mtimeMs,
+    ctimeMs: st.ctimeMs
+  }
+}
+
+function timeArg (t: TimeSpec): native.TimeArg {
+  if (t === undefined) return 'omit'
+  if (t === 'now') return 'now'
+  if (Array.isArray(t)) return t
+  const sec = Math.floor(t / 1000)
+  return [sec, Math.round((t - sec * 1000) * 1e6)]
+}

@@ -1,0 +1,172 @@
+/**
+ * Whiteouts and opaque directories, in both dialects. Nothing else in the
+ * project knows what a whiteout looks like.
+ *
+ *                  AUFS / OCI dialect            overlayfs dialect
+ *   hide NAME      empty file `.wh.NAME`         char device 0/0 named NAME
+ *   opaque dir     file `.wh..wh..opq` inside    xattr `trusted.overlay.opaque=y`
+ *                                                (or `user.overlay.opaque=y`)
+ *
+ * Every branch is read in both dialects; the mount writes one of them. A
+ * directory moved by rename keeps the lower content it came from through a
+ * redirect xattr (ours, or overlayfs' `*.overlay.redirect`, both read).
+ *
+ * Names starting with `.wh.` belong to this module: they never show through
+ * the mount and cannot be made through it. The same goes for the private
+ * xattrs (`*.overlay.*`, `*.unionfs-ts.*`).
+ */
+import * as fs from 'node:fs'
+import type { ReadonlyBranch, WritableBranch } from '../branch/branch'
+import type { WhiteoutDialect } from './config'
+import { childRel } from './paths'
+
+export const WH_PREFIX = '.wh.'
+export const OPAQUE_MARKER = '.wh..wh..opq'
+
+/** Names reserved to whiteouts and the union's own state. */
+export function isReservedName (name: string): boolean {
+  return name.startsWith(WH_PREFIX)
+}
+
+/** The private xattrs: never listed, read or written through the mount. */
+export function isPrivateXattr (name: string): boolean {
+  return /^(trusted|user)\.(overlay|unionfs-ts)\./.test(name)
+}
+
+/** A char device 0/0 is an overlayfs whiteout. */
+export function isWhiteoutStat (st: fs.Stats): boolean {
+  return st.isCharacterDevice() && st.rdev === 0
+}
+
+/** Is NAME hidden in dir `dirRel` of `branch` by an AUFS-dialect whiteout? */
+export function hasAufsWhiteout (branch: ReadonlyBranch, dirRel: string, name: string): boolean {
+  const st = branch.lstat(childRel(dirRel, WH_PREFIX + name))
+  return st !== undefined && !st.isDirectory()
+}
+
+export interface DirMarks {
+  opaque: boolean
+  /** Where, in the branches below, this directory's content lives. */
+  redirect?: string
+}
+
+const NO_MARKS: DirMarks = { opaque: false }
+
+/** Opaque marker and redirect of a directory, read in both dialects. */
+export function dirMarks (branch: ReadonlyBranch, rel: string, ns: string): DirMarks {
+  let opaque = branch.lstat(childRel(rel, OPAQUE_MARKER)) !== undefined
+  let redirect: string | undefined
+  const names = branch.listxattr(rel)
+  if (names.length === 0) return opaque ? { opaque } : NO_MARKS
+  for (const name of names) {
+    if (name === 'trusted.overlay.opaque' || name === 'user.overlay.opaque') {
+      const v = branch.getxattr(rel, name)
+      if (v !== undefined && v.toString() === 'y') opaque = true
+    } else if (name === `${ns}.unionfs-ts.redirect` || name === 'trusted.overlay.redirect' || name === 'user.overlay.redirect') {
+      const v = branch.getxattr(rel, name)?.toString()
+      if (v !== undefined && v.length > 0 && redirect === undefined) {
+        // overlayfs writes a bare name for a rename within one directory.
+        redirect = v.startsWith('/') ? v : childRel(rel.slice(0, rel.lastIndexOf('/')) || '/', v)
+      }
+    }
+  }
+  return { opaque, redirect }
+}
+
+export class Whiteouts {
+  constructor (
+    private readonly upper: WritableBranch,
+    readonly dialect: WhiteoutDialect,
+    private readonly ns: 'trusted' | 'user'
+  ) {}
+
+  /**
+   * Makes a whiteout for NAME in `dirRel`, where the upper branch has
+   * nothing of that name. An overlay-dialect whiteout is a device node, which
+   * only root can make; without that privilege the AUFS dialect is written.
+   */
+  whiteout (dirRel: string, name: string): void {
+    // `.wh.` + a name near the 255-byte limit does not fit: such a name gets
+    // the device-node form whatever the dialect, where that is possible.
+    const tooLong = Buffer.byteLength(WH_PREFIX + name) > 255
+    if ((this.dialect === 'overlay' || tooLong) && this.canMknod()) {
+      this.upper.mknod(childRel(dirRel, name), fs.constants.S_IFCHR | 0o000, 0)
+    } else {
+      this.writeAufs(dirRel, name)
+    }
+  }
+
+  /**
+   * Makes a whiteout at `tmpRel` (in the work dir), to be renamed over an
+   * upper entry so that the entry turns into a whiteout in one step. Returns
+   * false in the AUFS dialect, where the whiteout is a sibling file instead:
+   * the caller then writes it with `whiteout()` and removes the entry.
+   */
+  whiteoutForReplace (tmpRel: string, work: WritableBranch): boolean {
+    if (this.writesAufs()) return false
+    work.mknod(tmpRel, fs.constants.S_IFCHR | 0o000, 0)
+    return true
+  }
+
+  /** Writes `.wh.NAME` next to an entry that is about to go (AUFS dialect). */
+  writesAufs (): boolean {
+    return this.dialect !== 'overlay' || !this.canMknod()
+  }
+
+  /** Makes the AUFS whiteout `.wh.NAME` in `dirRel`, whatever is at NAME. */
+  whiteoutBeside (dirRel: string, name: string): void {
+    this.writeAufs(dirRel, name)
+  }
+
+  /** Removes any whiteout of NAME in `dirRel` of the upper branch. */
+  clearWhiteout (dirRel: string, name: string): void {
+    const wh = childRel(dirRel, WH_PREFIX + name)
+    if (this.upper.lstat(wh) !== undefined) this.upper.unlink(wh)
+    const at = childRel(dirRel, name)
+    const st = this.upper.lstat(at)
+    if (st !== undefined && isWhiteoutStat(st)) this.upper.unlink(at)
+  }
+
+  /** Is there a whiteout of NAME in `dirRel` of the upper branch? */
+  hasWhiteout (dirRel: string, name: string): boolean {
+    const st = this.upper.lstat(childRel(dirRel, name))
+    if (st !== undefined) return isWhiteoutStat(st)
+    return hasAufsWhiteout(this.upper, dirRel, name)
+  }
+
+  /** Marks an upper directory opaque: nothing below it shows through. */
+  makeOpaque (rel: string, branch: WritableBranch = this.upper): void {
+    if (this.dialect === 'overlay') {
+      branch.setxattr(rel, `${this.ns}.overlay.opaque`, Buffer.from('y'))
+    } else {
+      const fd = branch.open(childRel(rel, OPAQUE_MARKER), fs.constants.O_WRONLY | fs.constants.O_CREAT, 0o444)
+      fs.closeSync(fd)
+    }
+  }
+
+  /** Records where a moved directory's lower content lives. */
+  setRedirect (rel: string, target: string): void {
+    this.upper.setxattr(rel, `${this.ns}.unionfs-ts.redirect`, Buffer.from(target))
+  }
+
+  /** Drops the whiteouts and markers an upper directory holds (before rmdir). */
+  emptyMarkers (rel: string): void {
+    for (const d of this.upper.readdir(rel)) {
+      const p = childRel(rel, d.name)
+      if (d.name.startsWith(WH_PREFIX) && !d.isDirectory()) this.upper.unlink(p)
+      else if (d.isCharacterDevice()) {
+        const st = this.upper.lstat(p)
+        if (st !== undefined && isWhiteoutStat(st)) this.upper.unlink(p)
+      }
+    }
+  }
+
+  private writeAufs (dirRel: string, name: string): void {
+    const fd = this.upper.open(childRel(dirRel, WH_PREFIX + name), fs.constants.O_WRONLY | fs.constants.O_CREAT, 0o444)
+    fs.closeSync(fd)
+  }
+
+  private canMknod (): boolean {
+    return this.ns === 'trusted'
+  }
+}
