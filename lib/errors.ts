@@ -48,9 +48,13 @@ export function isCode (err: unknown, ...codes: string[]): boolean {
  */
 export function errnoOf (err: unknown): number | undefined {
   if (typeof err !== 'object' || err === null) return undefined
-  const code = (err as { code?: unknown }).code
-  if (typeof code !== 'string') return undefined
-  return ERRNO[code]
+  const { code, errno } = err as { code?: unknown, errno?: unknown }
+  const known = typeof code === 'string' ? ERRNO[code] : undefined
+  if (known !== undefined) return known
+  // The native shim names errnos Node's table lacks (EUCLEAN, ...): its
+  // negative `errno` is still the kernel's number.
+  if (typeof code === 'string' && typeof errno === 'number' && errno < 0) return -errno
+  return undefined
 }
 
 export function errnoCode (name: string): number {

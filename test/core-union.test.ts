@@ -1,0 +1,310 @@
+// Ring 1: the union core in-process, against temp branch directories, no FUSE.
+import t from 'tap'
+import * as fs from 'node:fs'
+import * as os from 'node:os'
+import * as path from 'node:path'
+import { UnionFs } from '../lib/union/union-fs'
+import type { WhiteoutDialect } from '../lib/union/config'
+import * as native from '../lib/native'
+
+const caller = { uid: 0, gid: 0, pid: process.pid }
+const { O_RDONLY, O_WRONLY, O_RDWR, O_TRUNC } = fs.constants
+
+function scratch (t: Tap.Test): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'uts-core-'))
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
+  return dir
+}
+
+function write (file: string, data: string | Buffer): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true })
+  fs.writeFileSync(file, data)
+}
+
+interface Stack { root: string, up: string, lo1: string, lo2: string }
+
+function stack (t: Tap.Test): Stack {
+  const root = scratch(t)
+  const s = { root, up: path.join(root, 'up'), lo1: path.join(root, 'lo1'), lo2: path.join(root, 'lo2') }
+  for (const d of [s.up, s.lo1, s.lo2]) fs.mkdirSync(d)
+  return s
+}
+
+async function open (s: Stack, whiteout: WhiteoutDialect = 'aufs', upper = true): Promise<UnionFs> {
+  return UnionFs.open({
+    lowers: [s.lo1, s.lo2], upper: upper ? s.up : undefined, whiteout,
+    cacheEntries: 1000, cacheTtlMs: 0, xattrNamespace: 'trusted'
+  })
+}
+
+async function names (u: UnionFs, p: string): Promise<string[]> {
+  return (await u.readdir(p)).map(e => e.name).sort()
+}
+
+async function readAll (u: UnionFs, p: string): Promise<string> {
+  const fh = await u.open(p, O_RDONLY)
+  const buf = Buffer.alloc(1 << 16)
+  const n = await u.read(fh, buf, buf.length, 0)
+  await u.release(fh)
+  return buf.subarray(0, n).toString()
+}
+
+t.test('lookup order: the top-most branch wins, directories merge', async t => {
+  const s = stack(t)
+  write(`${s.lo2}/d/a`, 'lo2-a')
+  write(`${s.lo2}/d/b`, 'lo2-b')
+  write(`${s.lo1}/d/a`, 'lo1-a')
+  write(`${s.up}/d/c`, 'up-c')
+  const u = await open(s)
+  t.same(await names(u, '/d'), ['a', 'b', 'c'])
+  t.equal(await readAll(u, '/d/a'), 'lo1-a')
+  t.equal(await readAll(u, '/d/b'), 'lo2-b')
+  t.equal(await readAll(u, '/d/c'), 'up-c')
+})
+
+t.test('a directory hides a lower file of the same name and vice versa', async t => {
+  const s = stack(t)
+  write(`${s.lo2}/x`, 'file')
+  write(`${s.lo1}/x/inner`, 'in-dir')
+  write(`${s.lo2}/y/inner`, 'lower dir')
+  write(`${s.lo1}/y`, 'file above')
+  const u = await open(s)
+  t.ok((await u.getattr('/x')).mode & fs.constants.S_IFDIR)
+  t.same(await names(u, '/x'), ['inner'])
+  t.equal(await readAll(u, '/y'), 'file above')
+  await t.rejects(u.getattr('/y/inner'), { code: 'ENOTDIR' })
+})
+
+for (const dialect of ['aufs', 'overlay'] as const) {
+  t.test(`whiteouts and opaque dirs are read (${dialect} branch)`, async t => {
+    const s = stack(t)
+    write(`${s.lo2}/d/gone`, 'x')
+    write(`${s.lo2}/d/kept`, 'x')
+    write(`${s.lo2}/o/old`, 'x')
+    fs.mkdirSync(`${s.lo1}/d`)
+    fs.mkdirSync(`${s.lo1}/o`)
+    write(`${s.lo1}/o/new`, 'x')
+    if (dialect === 'aufs') {
+      write(`${s.lo1}/d/.wh.gone`, '')
+      write(`${s.lo1}/o/.wh..wh..opq`, '')
+    } else {
+      native.mknod(`${s.lo1}/d/gone`, fs.constants.S_IFCHR, 0)
+      native.lsetxattr(`${s.lo1}/o`, 'trusted.overlay.opaque', Buffer.from('y'), 0)
+    }
+    const u = await open(s)
+    t.same(await names(u, '/d'), ['kept'])
+    await t.rejects(u.getattr('/d/gone'), { code: 'ENOENT' })
+    t.same(await names(u, '/o'), ['new'])
+    await t.rejects(u.getattr('/o/old'), { code: 'ENOENT' })
+  })
+
+  t.test(`unlink and rmdir leave ${dialect} whiteouts; mkdir over one is opaque`, async t => {
+    const s = stack(t)
+    write(`${s.lo1}/d/f`, 'x')
+    write(`${s.lo1}/d/sub/inner`, 'x')
+    const u = await open(s, dialect)
+    await u.unlink('/d/f')
+    await t.rejects(u.rmdir('/d/sub'), { code: 'ENOTEMPTY' })
+    await u.unlink('/d/sub/inner')
+    await u.rmdir('/d/sub')
+    t.same(await names(u, '/d'), [])
+    if (dialect === 'aufs') {
+      t.ok(fs.existsSync(`${s.up}/d/.wh.f`))
+      t.ok(fs.existsSync(`${s.up}/d/.wh.sub`))
+    } else {
+      const st = fs.lstatSync(`${s.up}/d/f`)
+      t.ok(st.isCharacterDevice() && st.rdev === 0)
+    }
+    await u.mkdir('/d/sub', 0o755, caller)
+    t.same(await names(u, '/d/sub'), [], 'old lower content does not come back')
+    t.same(await names(u, '/d'), ['sub'])
+    t.same(fs.readdirSync(`${s.up}/.wh..wh.unionfs-ts`), [], 'work dir empty')
+    t.same(fs.readdirSync(s.lo1 + '/d').sort(), ['f', 'sub'], 'lower untouched')
+  })
+}
+
+t.test('.wh. names and private xattrs never show and cannot be made', async t => {
+  const s = stack(t)
+  write(`${s.lo1}/f`, 'x')
+  const u = await open(s)
+  await t.rejects(u.mkdir('/.wh.x', 0o755, caller), { code: 'EPERM' })
+  await t.rejects(u.create('/.wh..wh..opq', O_WRONLY, 0o644, caller), { code: 'EPERM' })
+  await t.rejects(u.setxattr('/f', 'trusted.overlay.opaque', Buffer.from('y'), 0), { code: 'EPERM' })
+  await u.chmod('/f', 0o600)
+  t.same((await u.listxattr('/f')).filter(n => n.includes('unionfs-ts') || n.includes('overlay')), [])
+  t.same(await names(u, '/'), ['f'])
+})
+
+t.test('copy-up carries data with holes, mode, owner, times, xattrs; st_ino is kept', async t => {
+  const s = stack(t)
+  const big = `${s.lo1}/dir/sparse`
+  fs.mkdirSync(`${s.lo1}/dir`, { mode: 0o750 })
+  fs.chownSync(`${s.lo1}/dir`, 12, 34)
+  const fd = fs.openSync(big, 'w')
+  fs.writeSync(fd, 'head', 0)
+  fs.writeSync(fd, 'tail', 32 << 20)
+  fs.closeSync(fd)
+  fs.chownSync(big, 1000, 1000)
+  fs.chmodSync(big, 0o640)
+  native.lsetxattr(big, 'user.note', Buffer.from('kept'), 0)
+  fs.utimesSync(big, 1000000, 2000000)
+  const u = await open(s)
+  const before = await u.getattr('/dir/sparse')
+  await u.chmod('/dir/sparse', 0o600)
+  const after = await u.getattr('/dir/sparse')
+  t.equal(after.ino, before.ino, 'st_ino same before and after copy-up')
+  const st = fs.statSync(`${s.up}/dir/sparse`)
+  t.equal(st.size, (32 << 20) + 4)
+  t.ok(st.blocks < 1024, `holes kept (${st.blocks} blocks)`)
+  t.equal(st.uid, 1000)
+  t.equal(st.mode & 0o7777, 0o600)
+  t.equal(st.mtimeMs, 2000000 * 1000)
+  t.equal(native.lgetxattr(`${s.up}/dir/sparse`, 'user.note').toString(), 'kept')
+  const dst = fs.statSync(`${s.up}/dir`)
+  t.equal(dst.mode & 0o7777, 0o750, 'parent copied up with its mode')
+  t.equal(dst.uid, 12)
+  t.equal(dst.gid, 34)
+  const data = fs.readFileSync(`${s.up}/dir/sparse`)
+  t.equal(data.subarray(0, 4).toString(), 'head')
+  t.equal(data.subarray(32 << 20).toString(), 'tail')
+  t.equal(fs.statSync(big).mode & 0o7777, 0o640, 'lower untouched')
+  const u2 = await open(s)
+  t.equal((await u2.getattr('/dir/sparse')).ino, before.ino, 'st_ino same across remount')
+})
+
+t.test('symlinks, fifos and devices are recreated on copy-up', async t => {
+  const s = stack(t)
+  fs.symlinkSync('../target', `${s.lo1}/link`)
+  native.mknod(`${s.lo1}/fifo`, fs.constants.S_IFIFO | 0o644, 0)
+  native.mknod(`${s.lo1}/dev`, fs.constants.S_IFCHR | 0o600, (1 << 8) | 3)
+  const u = await open(s)
+  for (const p of ['/link', '/fifo', '/dev']) await u.chown(p, 7, 7)
+  t.equal(fs.readlinkSync(`${s.up}/link`), '../target')
+  t.ok(fs.lstatSync(`${s.up}/fifo`).isFIFO())
+  const dev = fs.lstatSync(`${s.up}/dev`)
+  t.ok(dev.isCharacterDevice())
+  t.equal(dev.rdev, (1 << 8) | 3)
+  t.equal(fs.lstatSync(`${s.up}/link`).uid, 7)
+})
+
+t.test('a read-only handle opened before a copy-up sees data written after it', async t => {
+  const s = stack(t)
+  write(`${s.lo1}/f`, 'old data')
+  const u = await open(s)
+  const ro = await u.open('/f', O_RDONLY)
+  const rw = await u.open('/f', O_RDWR)
+  await u.write(rw, Buffer.from('NEW'), 3, 0)
+  const buf = Buffer.alloc(8)
+  await u.read(ro, buf, 8, 0)
+  t.equal(buf.toString(), 'NEW data')
+  await u.release(ro)
+  await u.release(rw)
+  t.equal(fs.readFileSync(`${s.lo1}/f`, 'utf8'), 'old data')
+})
+
+t.test('open O_TRUNC copies up without data', async t => {
+  const s = stack(t)
+  write(`${s.lo1}/f`, 'x'.repeat(100000))
+  const u = await open(s)
+  const fh = await u.open('/f', O_WRONLY | O_TRUNC)
+  await u.release(fh)
+  t.equal(fs.statSync(`${s.up}/f`).size, 0)
+  await u.truncate('/f', 10)
+  t.equal((await u.getattr('/f')).size, 10)
+})
+
+t.test('rename of a directory merged from several branches', async t => {
+  const s = stack(t)
+  write(`${s.lo2}/m/a`, 'a')
+  write(`${s.lo1}/m/b`, 'b')
+  write(`${s.lo1}/m/sub/c`, 'c')
+  write(`${s.up}/m/d`, 'd')
+  for (const dialect of ['aufs', 'overlay'] as const) {
+    const u = await open(s, dialect)
+    const ino = (await u.getattr('/m')).ino
+    await u.rename('/m', '/n', 0)
+    await t.rejects(u.getattr('/m'), { code: 'ENOENT' })
+    t.same(await names(u, '/n'), ['a', 'b', 'd', 'sub'])
+    t.equal(await readAll(u, '/n/sub/c'), 'c')
+    t.equal((await u.getattr('/n')).ino, ino, 'st_ino kept across rename')
+    await u.rename('/n/sub', '/sub2', 0)
+    t.equal(await readAll(u, '/sub2/c'), 'c')
+    await u.rename('/sub2', '/n/sub', 0)
+    await u.rename('/n', '/m', 0)
+    t.same(await names(u, '/m'), ['a', 'b', 'd', 'sub'])
+    t.same(await names(u, '/'), ['m'])
+  }
+  t.same(fs.readdirSync(`${s.up}/.wh..wh.unionfs-ts`), [])
+})
+
+t.test('rename errors follow rename(2)', async t => {
+  const s = stack(t)
+  write(`${s.lo1}/dir/f`, 'x')
+  write(`${s.lo1}/file`, 'x')
+  fs.mkdirSync(`${s.lo1}/empty`)
+  const u = await open(s)
+  await t.rejects(u.rename('/dir', '/dir/inside', 0), { code: 'EINVAL' })
+  await t.rejects(u.rename('/file', '/dir', 0), { code: 'EISDIR' })
+  await t.rejects(u.rename('/dir', '/file', 0), { code: 'ENOTDIR' })
+  await t.rejects(u.rename('/empty', '/dir', 0), { code: 'ENOTEMPTY' })
+  await t.rejects(u.rename('/missing', '/x', 0), { code: 'ENOENT' })
+  await t.rejects(u.rename('/file', '/dir/f', 1), { code: 'EEXIST' })
+  await u.rename('/dir', '/empty', 0)
+  t.same(await names(u, '/empty'), ['f'])
+  write(`${s.up}/other`, 'other')
+  await u.rename('/file', '/other', 2)
+  t.equal(await readAll(u, '/file'), 'other', 'RENAME_EXCHANGE swaps')
+  t.equal(await readAll(u, '/other'), 'x')
+})
+
+t.test('hard links: one st_ino, right nlink', async t => {
+  const s = stack(t)
+  write(`${s.lo1}/f`, 'x')
+  const u = await open(s)
+  const ino = (await u.getattr('/f')).ino
+  await u.link('/f', '/g')
+  const g = await u.getattr('/g')
+  t.equal(g.ino, ino)
+  t.equal(g.nlink, 2)
+  t.equal((await u.getattr('/f')).nlink, 2)
+  await u.unlink('/f')
+  t.equal((await u.getattr('/g')).nlink, 1)
+})
+
+t.test('st_ino is unique across branches', async t => {
+  const s = stack(t)
+  write(`${s.lo1}/a`, 'x')
+  write(`${s.lo2}/b`, 'x')
+  write(`${s.up}/c`, 'x')
+  const u = await open(s)
+  const inos = new Set([(await u.getattr('/a')).ino, (await u.getattr('/b')).ino, (await u.getattr('/c')).ino])
+  t.equal(inos.size, 3)
+})
+
+t.test('without a writable branch every mutation is EROFS', async t => {
+  const s = stack(t)
+  write(`${s.lo1}/f`, 'x')
+  const u = await open(s, 'aufs', false)
+  await t.rejects(u.unlink('/f'), { code: 'EROFS' })
+  await t.rejects(u.mkdir('/d', 0o755, caller), { code: 'EROFS' })
+  await t.rejects(u.open('/f', O_WRONLY), { code: 'EROFS' })
+  await t.rejects(u.chmod('/f', 0o600), { code: 'EROFS' })
+  t.equal(await readAll(u, '/f'), 'x')
+})
+
+t.test('the dentry cache stays exact under mutations', async t => {
+  const s = stack(t)
+  write(`${s.lo1}/d/f`, 'x')
+  const u = await open(s)
+  await t.rejects(u.getattr('/d/new'), { code: 'ENOENT' })
+  await t.rejects(u.getattr('/d/new'), { code: 'ENOENT' })
+  t.ok(u.cacheStats().negativeHits >= 1, 'negative entry served')
+  const { fh } = await u.create('/d/new', O_WRONLY, 0o644, caller)
+  await u.release(fh)
+  t.ok((await u.getattr('/d/new')).size === 0)
+  await u.unlink('/d/f')
+  await t.rejects(u.getattr('/d/f'), { code: 'ENOENT' })
+  await u.rename('/d', '/e', 0)
+  await t.rejects(u.getattr('/d/new'), { code: 'ENOENT' })
+  t.ok(await u.getattr('/e/new'))
+})
