@@ -1,0 +1,629 @@
+/**
+ * Mount options: both command-line syntaxes and the library's object form,
+ * parsed and validated into one frozen `Options`.
+ *
+ *   unionfs-ts mount [-o OPTIONS] [-f] BRANCH[:BRANCH...] MOUNTPOINT
+ *   unionfs-ts mount -o lowerdir=L1:L2,upperdir=U,workdir=W[,...] [-f] MOUNTPOINT
+ *
+ * mount.fuse(8) and the mount.fuse.unionfs-ts helper pass the same options
+ * as `SOURCE MOUNTPOINT -o OPTS`: with lowerdir= the SOURCE is only a label
+ * (the default fsname), without it the SOURCE is the branch list, so an
+ * /etc/fstab line can carry either syntax. Options mount(8) adds for every
+ * filesystem (rw, dev, suid, noatime, ...) are accepted and ignored.
+ *
+ * Decisions where overlayfs and AUFS differ or say nothing:
+ * - upperdir= needs workdir=, as with overlayfs: a default work dir inside
+ *   the upper would show up as a stray directory if the kernel's overlayfs
+ *   ever mounts that upper. The branch-list syntax defaults it to
+ *   <rw branch>/.wh..wh.unionfs-ts (hidden: names starting .wh. never show).
+ * - Only the leftmost branch can be writable; any branch listed twice, and a
+ *   writable branch nested in another branch (or the reverse), are errors.
+ * - cache=off also turns the kernel's timeouts to 0 unless they are given:
+ *   it is for branches that change behind the mount's back.
+ * - allow_other is on by default as root (mount.fuse users expect other
+ *   uids to get in); `ro` turns the writable branch into the top read-only one.
+ *
+ * Invariants:
+ * - Validation only reads the disk (stat, realpath, /proc/self/mountinfo).
+ *   Bad input fails with an OptionsError whose message is one line, before
+ *   anything is created, not even the work dir.
+ * - Every path in the result is absolute and real (symlinks resolved), so
+ *   the containment checks compare like with like.
+ * - The mountpoint is never inside a branch or the work dir, nor the other
+ *   way round: the serving process must never touch its own mountpoint.
+ *
+ * Escaping: in a branch list, in lowerdir= and in any -o value, a backslash
+ * makes the next character literal, so `\:`, `\,`, `\=` and `\\` put those
+ * characters into a path (overlayfs escapes ':' in lowerdir= the same way).
+ */
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+import type { UnionConfig, WhiteoutDialect } from './union/config'
+
+/** The kernel-facing settings handed to the FUSE transport's mountFuse(). */
+export interface FuseMountOptions {
+  readonly fsname: string
+  /** Seconds the kernel may cache a name lookup, an inode's attributes, a failed lookup. */
+  readonly entryTimeout: number
+  readonly attrTimeout: number
+  readonly negativeTimeout: number
+  /** The kernel's writeback cache for writes. */
+  readonly writeback: boolean
+  /** One log line per request and reply, on stderr. */
+  readonly debug: boolean
+  /** Let users other than the mounting one in. */
+  readonly allowOther: boolean
+}
+
+export type Backend = 'protocol'
+
+export interface Options {
+  readonly union: UnionConfig
+  /** Absolute real path of the mountpoint. */
+  readonly mountpoint: string
+  readonly fuse: FuseMountOptions
+  readonly backend: Backend
+  /** Where the daemon's stdout and stderr go (absolute); undefined: /dev/null. */
+  readonly log?: string
+  /** Serve in this process (-f) instead of detaching a daemon. */
+  readonly foreground: boolean
+}
+
+export interface BranchSpec {
+  path: string
+  mode?: 'rw' | 'ro'
+}
+
+/** Everything that is not a branch; all optional, defaults as on the command line. */
+export interface MountSettings {
+  whiteout?: WhiteoutDialect
+  /** false is `cache=off`: no dentry cache, kernel timeouts default to 0. */
+  cache?: boolean
+  cacheEntries?: number
+  cacheTtlMs?: number
+  entryTimeout?: number
+  attrTimeout?: number
+  negativeTimeout?: number
+  writeback?: boolean
+  debug?: boolean
+  allowOther?: boolean
+  fsname?: string
+  backend?: string
+  log?: string
+  /** `ro`: every branch read-only; the writable one becomes the top read-only branch. */
+  readOnly?: boolean
+  foreground?: boolean
+}
+
+/**
+ * The library's form of a mount: either `branches` (top first; the top one
+ * is writable unless its mode is 'ro') or `lowers` (top first) with an
+ * optional `upper` and its `workdir`, as overlayfs takes them.
+ */
+export interface MountSpec extends MountSettings {
+  mountpoint: string
+  branches?: ReadonlyArray<string | BranchSpec>
+  lowers?: readonly string[]
+  upper?: string
+  workdir?: string
+}
+
+/** Bad input. The message is one line, meant for the user as is. */
+export class OptionsError extends Error {
+  constructor (message: string) {
+    // One line even when a path holds a newline or other control character.
+    super(message.replace(/[\x00-\x1f\x7f]/g, c => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`))
+    this.name = 'OptionsError'
+  }
+}
+
+export const DEFAULT_CACHE_ENTRIES = 65536
+export const DEFAULT_KERNEL_TIMEOUT = 1
+export const DEFAULT_FSNAME = 'unionfs-ts'
+/** The work dir inside the writable branch when none is given. */
+export const WORKDIR_NAME = '.wh..wh.unionfs-ts'
+/** The filesystem type a unionfs-ts mount shows in /proc/self/mountinfo. */
+export const FSTYPE = 'fuse.unionfs-ts'
+
+/**
+ * Options mount(8), mount.fuse(8) and fstab lines pass along that mean
+ * nothing to a FUSE union, or that the kernel and mount(8) already applied.
+ */
+const IGNORED = new Set([
+  'rw', 'dev', 'nodev', 'suid', 'nosuid', 'exec', 'noexec',
+  'atime', 'noatime', 'relatime', 'norelatime', 'strictatime', 'nostrictatime',
+  'diratime', 'nodiratime', 'lazytime', 'nolazytime',
+  'defaults', 'auto', 'noauto', 'user', 'nouser', 'users', 'owner', 'group',
+  '_netdev', 'nofail', 'sync', 'async', 'silent', 'loud',
+  'default_permissions'
+])
+
+// ---------------------------------------------------------------------------
+// Escaped splitting
+
+/** Split on unescaped `sep`, keeping the escapes for the next level. */
+function splitEscaped (s: string, sep: string): string[] {
+  const parts: string[] = []
+  let cur = ''
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i]
+    if (c === '\\' && i + 1 < s.length) {
+      cur += c + s[i + 1]
+      i++
+    } else if (c === sep) {
+      parts.push(cur)
+      cur = ''
+    } else {
+      cur += c
+    }
+  }
+  parts.push(cur)
+  return parts
+}
+
+/** Index of the last unescaped `ch`, or -1. */
+function lastUnescaped (s: string, ch: string): number {
+  let found = -1
+  for (let i = 0; i < s.length; i++) {
+    if (s[i] === '\\') i++
+    else if (s[i] === ch) found = i
+  }
+  return found
+}
+
+function unescape (s: string): string {
+  return s.replace(/\\(.)/gs, '$1')
+}
+
+/** Escape a path or value so that the parsers above give it back unchanged. */
+export function escapeValue (s: string): string {
+  return s.replace(/[\\:,=]/g, c => '\\' + c)
+}
+
+// ---------------------------------------------------------------------------
+// Command line -> MountSpec
+
+function parseBranchList (list: string): BranchSpec[] {
+  if (list === '') return []
+  return splitEscaped(list, ':').map(item => {
+    const eq = lastUnescaped(item, '=')
+    if (eq < 0) return { path: unescape(item) }
+    const p = unescape(item.slice(0, eq))
+    const mode = item.slice(eq + 1).toLowerCase()
+    if (mode !== 'rw' && mode !== 'ro') {
+      throw new OptionsError(`branch ${p}: unknown mode '${item.slice(eq + 1)}' (expected rw or ro)`)
+    }
+    return { path: p, mode }
+  })
+}
+
+function parseDirList (key: string, value: string): string[] {
+  if (value === '') throw new OptionsError(`${key}= needs at least one directory`)
+  const dirs = splitEscaped(value, ':').map(unescape)
+  if (dirs.includes('')) throw new OptionsError(`${key}=${value}: empty directory name`)
+  return dirs
+}
+
+function parseBool (key: string, value: string | undefined): boolean {
+  if (value === undefined) return true
+  switch (value.toLowerCase()) {
+    case 'on': case 'yes': case 'true': case '1': return true
+    case 'off': case 'no': case 'false': case '0': return false
+  }
+  throw new OptionsError(`option ${key}=${value}: expected on or off`)
+}
+
+function parseNumber (key: string, value: string | undefined, integer: boolean): number {
+  if (value === undefined || value === '') throw new OptionsError(`option ${key} needs a value`)
+  const n = Number(value)
+  if (!/^[0-9.eE+]+$/.test(value) || !Number.isFinite(n) || n < 0 || (integer && !Number.isSafeInteger(n))) {
+    throw new OptionsError(`option ${key}=${value}: expected a ${integer ? 'whole ' : ''}number >= 0`)
+  }
+  return n
+}
+
+function needValue (key: string, value: string | undefined): string {
+  if (value === undefined || value === '') throw new OptionsError(`option ${key} needs a value`)
+  return value
+}
+
+/** Apply one -o item to the spec being built. */
+function applyOption (spec: Partial<MountSpec>, item: string): void {
+  if (item === '') return
+  const eq = splitEscaped(item, '=')
+  const key = unescape(eq[0])
+  const raw = eq.length > 1 ? item.slice(eq[0].length + 1) : undefined
+  const value = raw === undefined ? undefined : unescape(raw)
+  if (IGNORED.has(key) && raw === undefined) return
+  // fstab's x-* options (x-systemd.*, x-gvfs-*) and comment= are for other tools.
+  if (key.startsWith('x-') || key === 'comment') return
+  switch (key) {
+    case 'lowerdir': spec.lowers = parseDirList(key, raw ?? ''); return
+    case 'upperdir': spec.upper = needValue(key, value); return
+    case 'workdir': spec.workdir = needValue(key, value); return
+    case 'whiteout':
+      if (value !== 'aufs' && value !== 'overlay') {
+        throw new OptionsError(`option whiteout=${value ?? ''}: expected aufs or overlay`)
+      }
+      spec.whiteout = value
+      return
+    case 'cache': spec.cache = parseBool(key, value); return
+    case 'cache_entries': spec.cacheEntries = parseNumber(key, value, true); return
+    case 'cache_ttl': spec.cacheTtlMs = parseNumber(key, value, true); return
+    case 'entry_timeout': spec.entryTimeout = parseNumber(key, value, false); return
+    case 'attr_timeout': spec.attrTimeout = parseNumber(key, value, false); return
+    case 'negative_timeout': spec.negativeTimeout = parseNumber(key, value, false); return
+    case 'writeback': spec.writeback = parseBool(key, value); return
+    case 'debug': spec.debug = parseBool(key, value); return
+    case 'allow_other': spec.allowOther = parseBool(key, value); return
+    case 'fsname': spec.fsname = needValue(key, value); return
+    case 'backend': spec.backend = needValue(key, value); return
+    case 'log': spec.log = needValue(key, value); return
+    case 'ro': if (raw === undefined) { spec.readOnly = true; return } break
+  }
+  throw new OptionsError(`unknown option '${key}'`)
+}
+
+export interface ParseMode {
+  /**
+   * The arguments are mount.fuse(8)'s `SOURCE MOUNTPOINT -o OPTS`: SOURCE is
+   * the branch list, or with lowerdir= a label (the default fsname), as in
+   * `mount -t overlay overlay MNT -o lowerdir=...`.
+   */
+  source?: boolean
+}
+
+/**
+ * Parse the arguments of `unionfs-ts mount` (everything after the word
+ * `mount`), or with `{ source: true }` those mount.fuse(8) passes, and
+ * validate them against the disk.
+ */
+export function parseOptions (args: readonly string[], mode: ParseMode = {}): Options {
+  const spec: Partial<MountSpec> = {}
+  const positional: string[] = []
+  let sawOptionsEnd = false
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]
+    if (sawOptionsEnd || a === '-' || !a.startsWith('-')) {
+      positional.push(a)
+    } else if (a === '--') {
+      sawOptionsEnd = true
+    } else if (a === '-f' || a === '--foreground') {
+      spec.foreground = true
+    } else if (a === '-d') {
+      // libfuse's -d: debug output, which only makes sense in the foreground.
+      spec.debug = true
+      spec.foreground = true
+    } else if (a === '-o') {
+      if (i + 1 >= args.length) throw new OptionsError('option -o needs a value')
+      for (const item of splitEscaped(args[++i], ',')) applyOption(spec, item)
+    } else if (a.startsWith('-o')) {
+      for (const item of splitEscaped(a.slice(2), ',')) applyOption(spec, item)
+    } else {
+      throw new OptionsError(`unknown option '${a}'`)
+    }
+  }
+
+  const overlaySyntax = spec.lowers !== undefined || spec.upper !== undefined
+  if (overlaySyntax) {
+    const expected = mode.source === true ? 2 : 1
+    if (positional.length < expected) throw new OptionsError('missing MOUNTPOINT')
+    if (positional.length > expected) {
+      throw new OptionsError(`unexpected argument '${positional[expected === 1 ? 0 : 2]}' (with lowerdir=, branches come from the options)`)
+    }
+    if (expected === 2 && spec.fsname === undefined && positional[0] !== '') spec.fsname = positional[0]
+    spec.mountpoint = positional[expected - 1]
+  } else {
+    if (positional.length === 0) throw new OptionsError('no branches and no MOUNTPOINT given')
+    if (positional.length === 1) {
+      throw new OptionsError('no branches given (usage: unionfs-ts mount BRANCH[:BRANCH...] MOUNTPOINT)')
+    }
+    if (positional.length > 2) throw new OptionsError(`unexpected argument '${positional[2]}'`)
+    spec.branches = parseBranchList(positional[0])
+    spec.mountpoint = positional[1]
+  }
+  return resolveOptions(spec as MountSpec)
+}
+
+// ---------------------------------------------------------------------------
+// MountSpec -> Options (the disk checks)
+
+const WHY: Record<string, string> = {
+  ENOENT: 'no such directory',
+  ENOTDIR: 'not a directory',
+  EACCES: 'permission denied',
+  ELOOP: 'too many levels of symbolic links',
+  ENAMETOOLONG: 'name too long',
+  ENOTCONN: 'not connected (a FUSE mount whose daemon is gone? unmount it first)',
+  EIO: 'input/output error'
+}
+
+function describe (err: unknown): string {
+  const code = (err as { code?: string }).code
+  return (code !== undefined && WHY[code]) || (code ?? String(err))
+}
+
+/** The real path of an existing directory, or an OptionsError naming `what`. */
+function realDir (what: string, given: string): string {
+  if (given === '') throw new OptionsError(`${what}: empty path`)
+  let real: string
+  try {
+    real = fs.realpathSync(path.resolve(given))
+  } catch (err) {
+    throw new OptionsError(`${what} ${given}: ${describe(err)}`)
+  }
+  let st: fs.Stats
+  try {
+    st = fs.statSync(real)
+  } catch (err) {
+    throw new OptionsError(`${what} ${given}: ${describe(err)}`)
+  }
+  if (!st.isDirectory()) throw new OptionsError(`${what} ${given}: not a directory`)
+  return real
+}
+
+/** `child` is `parent` or below it (both absolute and normalised). */
+export function isInside (child: string, parent: string): boolean {
+  if (parent === '/') return true
+  return child === parent || child.startsWith(parent + '/')
+}
+
+/** Undo the octal escapes /proc/self/mountinfo puts in paths (\040 for space, ...). */
+function unmangle (s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)))
+}
+
+export interface MountInfo {
+  mountpoint: string
+  fstype: string
+  source: string
+}
+
+/** The mounts of this process's namespace, in mount order. */
+export function readMountInfo (): MountInfo[] {
+  let text: string
+  try {
+    text = fs.readFileSync('/proc/self/mountinfo', 'utf8')
+  } catch {
+    return []
+  }
+  const out: MountInfo[] = []
+  for (const line of text.split('\n')) {
+    if (line === '') continue
+    const fields = line.split(' ')
+    const dash = fields.indexOf('-')
+    if (dash < 0 || fields.length < 5) continue
+    out.push({
+      mountpoint: unmangle(fields[4]),
+      fstype: fields[dash + 1] ?? '',
+      source: unmangle(fields[dash + 2] ?? '')
+    })
+  }
+  return out
+}
+
+function checkNotMounted (given: string, real: string): void {
+  const parent = path.dirname(real)
+  let parentDev: number
+  try {
+    parentDev = fs.statSync(parent).dev
+  } catch (err) {
+    throw new OptionsError(`mountpoint ${given}: its parent: ${describe(err)}`)
+  }
+  const isMount = real === parent ||
+    fs.statSync(real).dev !== parentDev ||
+    readMountInfo().some(m => m.mountpoint === real)
+  if (isMount) throw new OptionsError(`mountpoint ${given} is already a mount point`)
+}
+
+function nonNegative (name: string, v: number | undefined, integer: boolean): number | undefined {
+  if (v === undefined) return undefined
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || (integer && !Number.isSafeInteger(v))) {
+    throw new OptionsError(`${name}: expected a ${integer ? 'whole ' : ''}number >= 0, got ${String(v)}`)
+  }
+  return v
+}
+
+/** Validate the library's (or the parsed command line's) form of a mount. */
+export function resolveOptions (spec: MountSpec): Options {
+  // Everything that can be checked without the disk comes first.
+  const backend = spec.backend ?? 'protocol'
+  if (backend !== 'protocol') {
+    throw new OptionsError(`backend '${backend}' is not available (the only backend is 'protocol')`)
+  }
+  if (spec.mountpoint === undefined || spec.mountpoint === '') throw new OptionsError('missing MOUNTPOINT')
+  if (spec.fsname !== undefined && spec.fsname === '') throw new OptionsError('fsname= needs a value')
+  if (spec.whiteout !== undefined && spec.whiteout !== 'aufs' && spec.whiteout !== 'overlay') {
+    throw new OptionsError(`whiteout '${String(spec.whiteout)}': expected aufs or overlay`)
+  }
+
+  let lowers: string[]
+  let upper: string | undefined
+  const workdir = spec.workdir
+  const overlaySyntax = spec.branches === undefined
+  if (!overlaySyntax) {
+    if (spec.lowers !== undefined || spec.upper !== undefined) {
+      throw new OptionsError('give either a branch list or lowerdir=/upperdir=, not both')
+    }
+    const branches = (spec.branches ?? []).map(b => typeof b === 'string' ? { path: b } : b)
+    if (branches.length === 0) throw new OptionsError('no branches given')
+    const rw = branches.filter((b, i) => b.mode === 'rw' || (i === 0 && b.mode === undefined))
+    if (rw.length > 1) {
+      throw new OptionsError(`two writable branches: ${rw[0].path} and ${rw[1].path} (at most one branch is rw)`)
+    }
+    if (rw.length === 1 && rw[0] !== branches[0]) {
+      throw new OptionsError(`branch ${rw[0].path}: only the leftmost (top) branch can be rw`)
+    }
+    upper = rw.length === 1 ? branches[0].path : undefined
+    lowers = branches.slice(upper === undefined ? 0 : 1).map(b => b.path)
+  } else {
+    lowers = [...(spec.lowers ?? [])]
+    upper = spec.upper
+    if (lowers.length === 0) throw new OptionsError(upper === undefined ? 'no branches given' : 'upperdir= needs lowerdir=')
+    if (upper !== undefined && workdir === undefined && spec.readOnly !== true) {
+      // As with overlayfs: a default work dir inside the upper dir would show
+      // up as a stray directory if the kernel's overlayfs ever mounts it.
+      throw new OptionsError('upperdir= needs workdir= (a directory on the same filesystem, as with overlayfs)')
+    }
+  }
+  if (workdir !== undefined && upper === undefined) {
+    throw new OptionsError('workdir= needs a writable branch')
+  }
+  const cacheOff = spec.cache === false
+  const cacheEntries = cacheOff ? 0 : nonNegative('cache_entries', spec.cacheEntries, true) ?? DEFAULT_CACHE_ENTRIES
+  const cacheTtlMs = nonNegative('cache_ttl', spec.cacheTtlMs, true) ?? 0
+  // cache=off is for branches changed behind the mount's back: the kernel must not cache either.
+  const kernelDefault = cacheOff ? 0 : DEFAULT_KERNEL_TIMEOUT
+  const fuse: FuseMountOptions = Object.freeze({
+    fsname: spec.fsname ?? DEFAULT_FSNAME,
+    entryTimeout: nonNegative('entry_timeout', spec.entryTimeout, false) ?? kernelDefault,
+    attrTimeout: nonNegative('attr_timeout', spec.attrTimeout, false) ?? kernelDefault,
+    negativeTimeout: nonNegative('negative_timeout', spec.negativeTimeout, false) ?? kernelDefault,
+    writeback: spec.writeback ?? false,
+    debug: spec.debug ?? false,
+    allowOther: spec.allowOther ?? isRoot()
+  })
+
+  // Now the disk, read only.
+  const realUpper = upper === undefined ? undefined : realDir('branch', upper)
+  const realLowers = lowers.map(l => realDir('branch', l))
+  const all = realUpper === undefined ? realLowers : [realUpper, ...realLowers]
+  const givenAll = upper === undefined ? lowers : [upper, ...lowers]
+  for (let i = 0; i < all.length; i++) {
+    const j = all.indexOf(all[i])
+    if (j !== i) throw new OptionsError(`branch ${givenAll[i]} is listed twice`)
+  }
+  if (realUpper !== undefined) {
+    for (let i = 0; i < realLowers.length; i++) {
+      if (isInside(realLowers[i], realUpper) || isInside(realUpper, realLowers[i])) {
+        throw new OptionsError(`branches ${upper ?? ''} and ${lowers[i]} overlap (the writable branch must not contain or be inside another)`)
+      }
+    }
+  }
+
+  const mountpoint = realDir('mountpoint', spec.mountpoint)
+  for (let i = 0; i < all.length; i++) {
+    if (all[i] === mountpoint) throw new OptionsError(`branch ${givenAll[i]} is the mountpoint`)
+    if (isInside(mountpoint, all[i])) {
+      throw new OptionsError(`mountpoint ${spec.mountpoint} is inside branch ${givenAll[i]}`)
+    }
+    if (isInside(all[i], mountpoint)) {
+      throw new OptionsError(`branch ${givenAll[i]} is inside the mountpoint ${spec.mountpoint}`)
+    }
+  }
+  checkNotMounted(spec.mountpoint, mountpoint)
+
+  const readOnly = spec.readOnly ?? false
+  let realWork: string | undefined
+  if (realUpper !== undefined && !readOnly) {
+    realWork = workdir === undefined
+      ? path.join(realUpper, WORKDIR_NAME)
+      : checkWorkdir(workdir, realUpper, upper ?? '', realLowers, lowers, mountpoint, spec.mountpoint)
+  }
+
+  let log: string | undefined
+  if (spec.log !== undefined) {
+    if (spec.log === '') throw new OptionsError('log= needs a file name')
+    log = path.resolve(spec.log)
+    if (isInside(log, mountpoint)) throw new OptionsError(`log file ${spec.log} is inside the mountpoint`)
+  }
+
+  const union: UnionConfig = Object.freeze({
+    lowers: Object.freeze(readOnly && realUpper !== undefined ? [realUpper, ...realLowers] : realLowers),
+    ...(realUpper === undefined || realWork === undefined ? {} : { upper: realUpper, workdir: realWork }),
+    whiteout: spec.whiteout ?? (overlaySyntax ? 'overlay' : 'aufs'),
+    cacheEntries,
+    cacheTtlMs,
+    xattrNamespace: isRoot() ? 'trusted' : 'user'
+  })
+  return Object.freeze({
+    union,
+    mountpoint,
+    fuse,
+    backend: 'protocol',
+    ...(log === undefined ? {} : { log }),
+    foreground: spec.foreground ?? false
+  })
+}
+
+/**
+ * The work dir: an existing directory, or a name whose parent exists (the
+ * core creates it); on the writable branch's filesystem so copy-up can
+ * rename from it; never overlapping a read-only branch or the mountpoint,
+ * and inside the writable branch only under a hidden `.wh.` name.
+ */
+function checkWorkdir (given: string, upper: string, givenUpper: string, lowers: string[],
+  givenLowers: string[], mountpoint: string, givenMnt: string): string {
+  const abs = path.resolve(given)
+  let real: string
+  let st: fs.Stats
+  try {
+    real = fs.realpathSync(abs)
+    st = fs.statSync(real)
+    if (!st.isDirectory()) throw new OptionsError(`workdir ${given}: not a directory`)
+  } catch (err) {
+    if (err instanceof OptionsError) throw err
+    if ((err as { code?: string }).code !== 'ENOENT') throw new OptionsError(`workdir ${given}: ${describe(err)}`)
+    const parent = realDir('workdir parent', path.dirname(abs))
+    real = path.join(parent, path.basename(abs))
+    st = fs.statSync(parent)
+  }
+  if (real === upper || isInside(upper, real)) {
+    throw new OptionsError(`workdir ${given} must not be the writable branch ${givenUpper} or contain it`)
+  }
+  if (isInside(real, upper)) {
+    const first = path.relative(upper, real).split('/')[0]
+    if (!first.startsWith('.wh.')) {
+      throw new OptionsError(`workdir ${given} is inside the writable branch and would show in the mount (use a name starting with .wh.)`)
+    }
+  }
+  for (let i = 0; i < lowers.length; i++) {
+    if (isInside(real, lowers[i]) || isInside(lowers[i], real)) {
+      throw new OptionsError(`workdir ${given} overlaps branch ${givenLowers[i]}`)
+    }
+  }
+  if (isInside(real, mountpoint) || isInside(mountpoint, real)) {
+    throw new OptionsError(`workdir ${given} overlaps the mountpoint ${givenMnt}`)
+  }
+  if (st.dev !== fs.statSync(upper).dev) {
+    throw new OptionsError(`workdir ${given} is not on the same filesystem as the writable branch ${givenUpper}`)
+  }
+  return real
+}
+
+function isRoot (): boolean {
+  return typeof process.getuid === 'function' && process.getuid() === 0
+}
+
+/**
+ * Command-line arguments for `unionfs-ts mount` that parse back to
+ * `options` (the library hands a mount to the CLI daemon this way). Every
+ * setting is spelled out, so no default depends on the syntax.
+ */
+export function toArgs (options: Options): string[] {
+  const { union, fuse } = options
+  const branches = [
+    ...(union.upper === undefined ? [] : [escapeValue(union.upper) + '=rw']),
+    ...union.lowers.map(l => escapeValue(l) + '=ro')
+  ]
+  const o = [
+    `whiteout=${union.whiteout}`,
+    `cache_entries=${union.cacheEntries}`,
+    `cache_ttl=${union.cacheTtlMs}`,
+    `entry_timeout=${fuse.entryTimeout}`,
+    `attr_timeout=${fuse.attrTimeout}`,
+    `negative_timeout=${fuse.negativeTimeout}`,
+    `writeback=${fuse.writeback ? 'on' : 'off'}`,
+    `debug=${fuse.debug ? 'on' : 'off'}`,
+    `allow_other=${fuse.allowOther ? 'on' : 'off'}`,
+    `fsname=${escapeValue(fuse.fsname)}`,
+    `backend=${options.backend}`
+  ]
+  if (union.workdir !== undefined) o.push(`workdir=${escapeValue(union.workdir)}`)
+  if (options.log !== undefined) o.push(`log=${escapeValue(options.log)}`)
+  return [
+    '-o', o.join(','),
+    ...(options.foreground ? ['-f'] : []),
+    '--', branches.join(':'), options.mountpoint
+  ]
+}
