@@ -68,7 +68,10 @@ OPTIONS (comma-separated):
   fsname=NAME            the source shown in /proc/mounts
   log=FILE               the daemon's output (default /dev/null)
   debug                  log every request (-d: debug in the foreground)
-  backend=protocol       the FUSE transport (the only one)
+  backend=protocol|fuse-native
+                         the FUSE transport (default protocol: the kernel's
+                         FUSE protocol spoken directly; fuse-native: libfuse 2,
+                         a fallback with the limits the README lists)
 mount(8) options such as rw, dev, suid, noatime, defaults are ignored.
 `
 
@@ -93,7 +96,9 @@ export async function serve (options: Options): Promise<Server> {
   // Loaded here, not at the top: `umount`, `help` and bad input never pay
   // for loading the core, the transport and the native addon.
   const { UnionFs } = await import('./union/union-fs')
-  const { mountFuse } = await import('./fuse')
+  const mountFuse = options.backend === 'fuse-native'
+    ? (await import('./fuse-native')).mountFuseNative
+    : (await import('./fuse')).mountFuse
   const union = await UnionFs.open(options.union)
   let session: FuseSession
   try {

@@ -55,7 +55,7 @@ export interface FuseMountOptions {
   readonly allowOther: boolean
 }
 
-export type Backend = 'protocol'
+export type Backend = 'protocol' | 'fuse-native'
 
 export interface Options {
   readonly union: UnionConfig
@@ -428,8 +428,8 @@ function nonNegative (name: string, v: number | undefined, integer: boolean): nu
 export function resolveOptions (spec: MountSpec): Options {
   // Everything that can be checked without the disk comes first.
   const backend = spec.backend ?? 'protocol'
-  if (backend !== 'protocol') {
-    throw new OptionsError(`backend '${backend}' is not available (the only backend is 'protocol')`)
+  if (backend !== 'protocol' && backend !== 'fuse-native') {
+    throw new OptionsError(`unknown backend '${backend}' (expected protocol or fuse-native)`)
   }
   if (spec.mountpoint === undefined || spec.mountpoint === '') throw new OptionsError('missing MOUNTPOINT')
   if (spec.fsname !== undefined && spec.fsname === '') throw new OptionsError('fsname= needs a value')
@@ -540,7 +540,7 @@ export function resolveOptions (spec: MountSpec): Options {
     union,
     mountpoint,
     fuse,
-    backend: 'protocol',
+    backend,
     ...(log === undefined ? {} : { log }),
     foreground: spec.foreground ?? false
   })

@@ -315,7 +315,7 @@ t.test('unknown and malformed options', async t => {
   rejects(t, tr, ['-o', 'attr_timeout=-2', br, tr.m], /attr_timeout=-2/)
   rejects(t, tr, ['-o', 'negative_timeout=x', br, tr.m], /negative_timeout=x/)
   rejects(t, tr, ['-o', 'fsname=', br, tr.m], /fsname needs a value/)
-  rejects(t, tr, ['-o', 'backend=fuse-native', br, tr.m], /^backend 'fuse-native' is not available \(the only backend is 'protocol'\)$/)
+  rejects(t, tr, ['-o', 'backend=libfuse3', br, tr.m], /^unknown backend 'libfuse3' \(expected protocol or fuse-native\)$/)
   rejects(t, tr, ['-o', 'rw=1', br, tr.m], /^unknown option 'rw'$/)
   rejects(t, tr, ['-o', `log=${tr.m}/x.log`, br, tr.m], /log file .* is inside the mountpoint/)
   rejects(t, tr, ['-o', `lowerdir=${tr.a}`, br, tr.m], /^unexpected argument '.*' \(with lowerdir=, branches come from the options\)$/)
