@@ -1,0 +1,137 @@
+/**
+ * mountFuse: open /dev/fuse, start serving it, mount it, hand back the
+ * session.
+ *
+ * Order matters: the session reads before the mount is made, because the
+ * kernel queues INIT while mounting and anything that then touches the
+ * mount would wait for our answer. The mount is made by mount(2) through
+ * the native addon when it is built (mount(2) does not wait for INIT, so
+ * the synchronous call is safe), else by `mount -i -t fuse.unionfs-ts` with
+ * the device as the child's fd 3. Root only (mounting needs CAP_SYS_ADMIN);
+ * always with default_permissions, so the kernel checks permissions against
+ * the attributes we report.
+ *
+ * Unmounting always goes through umount(8) in a child process: umount(2)
+ * from this thread could deadlock, as the kernel writes dirty pages back
+ * (WRITE requests we would have to answer) before it lets go.
+ *
+ * The serving process never touches its own mountpoint: no stat, no
+ * realpath, before or after; mount(8) and umount(8), separate processes,
+ * are the only ones that look at it.
+ */
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+import type { UnionFsApi } from '../union/types'
+import { debugFromEnv } from './log'
+import { mountFd, unmountPath } from './mount-cmd'
+import { FuseConnection } from './session'
+import type { FuseMountOptions, FuseSession } from './types'
+
+const FSTYPE = 'fuse.unionfs-ts'
+
+type Mount2 = (source: string, target: string, fstype: string, flags: number, data: string) => void
+
+/** mount(2) from the native addon, or undefined when the addon is not built. */
+async function loadMount2 (): Promise<Mount2 | undefined> {
+  try {
+    return (await import('../native')).mount
+  } catch {
+    return undefined
+  }
+}
+
+function mountOptions (opts: FuseMountOptions, fd: number, uid: number, gid: number): string {
+  const o = [`fd=${fd}`, 'rootmode=40000', `user_id=${uid}`, `group_id=${gid}`, 'default_permissions']
+  if (opts.allowOther ?? uid === 0) o.push('allow_other')
+  return o.join(',')
+}
+
+function seconds (v: number | undefined, name: string, dflt: number): number {
+  if (v === undefined) return dflt
+  if (!Number.isFinite(v) || v < 0) throw new TypeError(`${name} must be a number of seconds >= 0, got ${String(v)}`)
+  return v
+}
+
+/** True if `p` settles within `ms`. */
+async function settles (p: Promise<void>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => { resolve(false) }, ms)
+    timer.unref()
+  })
+  try {
+    return await Promise.race([p.then(() => true), late])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+export async function mountFuse (unionFs: UnionFsApi, mountpoint: string, opts: FuseMountOptions = {}): Promise<FuseSession> {
+  const fsname = opts.fsname ?? 'unionfs-ts'
+  if (fsname === '') throw new TypeError('fsname must not be empty')
+  const config = {
+    fs: unionFs,
+    entryTimeout: seconds(opts.entryTimeout, 'entryTimeout', 1),
+    attrTimeout: seconds(opts.attrTimeout, 'attrTimeout', 1),
+    negativeTimeout: seconds(opts.negativeTimeout, 'negativeTimeout', 1),
+    writeback: opts.writeback === true,
+    debug: opts.debug === true || debugFromEnv()
+  }
+  const uid = process.getuid?.() ?? 0
+  const gid = process.getgid?.() ?? 0
+  const mnt = path.resolve(mountpoint)
+  if (uid !== 0) {
+    throw new Error(`mounting ${mnt} failed: mounting through /dev/fuse needs root (running as uid ${uid})`)
+  }
+
+  let fd: number
+  try {
+    fd = fs.openSync('/dev/fuse', fs.constants.O_RDWR)
+  } catch (err) {
+    throw new Error(`mounting ${mnt} failed: cannot open /dev/fuse: ${(err as Error).message}`)
+  }
+  const mount2 = opts.useMountCommand === true ? undefined : await loadMount2()
+  const conn = new FuseConnection({ fd, ...config })
+  conn.start()
+  try {
+    if (mount2 !== undefined) {
+      try {
+        mount2(fsname, mnt, FSTYPE, 0, mountOptions(opts, fd, uid, gid))
+      } catch (err) {
+        throw new Error(`mounting ${mnt} failed: ${(err as Error).message}`)
+      }
+    } else {
+      // The child gets the device as its fd 3.
+      await mountFd(fd, fsname, mnt, FSTYPE, mountOptions(opts, 3, uid, gid))
+    }
+  } catch (err) {
+    conn.abandon()
+    // An unattached device ends the reads at once (EPERM). If mount(8)
+    // failed after the kernel had mounted it, the reads wait on a live
+    // mount: take that mount down too.
+    if (!await settles(conn.closed, 1000)) {
+      await unmountPath(mnt).catch(() => {})
+      if (!await settles(conn.closed, 5000)) conn.log.error(`the device of the failed mount on ${mnt} is still being read`)
+    }
+    throw err
+  }
+  conn.setMounted()
+  conn.log.info(`mounted ${fsname} on ${mnt} with ${mount2 !== undefined ? 'mount(2)' : 'mount(8)'}`)
+
+  let unmounting: Promise<void> | undefined
+  return {
+    mountpoint: mnt,
+    closed: conn.closed,
+    unmount: async () => {
+      unmounting ??= unmountPath(mnt).then(async () => { await conn.closed }, (err: unknown) => {
+        unmounting = undefined
+        throw err
+      })
+      await unmounting
+    },
+    notifyInvalEntry: (parent, name) => conn.notifyInvalEntry(parent, name),
+    notifyInvalInode: (node, off, len) => conn.notifyInvalInode(node, off, len),
+    nodeIdOf: (p) => conn.ctx.nodes.nodeIdOf(p),
+    stats: () => conn.stats()
+  }
+}

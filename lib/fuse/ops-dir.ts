@@ -1,0 +1,151 @@
+/**
+ * Directory ops: OPENDIR, READDIR, READDIRPLUS, RELEASEDIR, FSYNCDIR.
+ *
+ * OPENDIR snapshots the merged listing (dirs.ts); READDIR pages through it.
+ * A page holds as many whole records as fit in the size the kernel asked
+ * for; each record's offset is its index + 1.
+ *
+ * READDIRPLUS also answers, for every entry but '.' and '..', what LOOKUP
+ * would: each entry sent with a node id counts one lookup (the kernel links
+ * every entry of the reply, or forgets what it cannot link). An entry whose
+ * getattr fails (it vanished since the snapshot) is sent with node id 0,
+ * which the kernel takes as "no attributes" and does not count.
+ */
+import { fsError } from '../errors'
+import type { DirEntry } from '../union/types'
+import { direntPlusSize, direntSize, direntType, timeout, type Decoder } from './codec'
+import { snapshot } from './dirs'
+import { joinPath, parentPath } from './nodes'
+import { attrOfNode } from './ops-node'
+import { entryFor, noArgs, op, type EntryResult, type OpContext } from './op-context'
+
+const NO_TIME = timeout(0)
+
+async function inoOf (ctx: OpContext, path: string): Promise<number | undefined> {
+  const id = ctx.nodes.nodeIdOf(path)
+  const known = id !== undefined ? ctx.nodes.get(id)?.ino : undefined
+  if (known !== undefined && known !== 0) return known
+  try {
+    return (await ctx.fs.getattr(path)).ino
+  } catch {
+    return undefined
+  }
+}
+
+/** '.', '..' and the merged listing of the directory node `nodeid`. */
+async function takeSnapshot (ctx: OpContext, nodeid: number): Promise<DirEntry[]> {
+  const node = ctx.nodes.node(nodeid)
+  const path = ctx.nodes.path(nodeid)
+  const list = await ctx.fs.readdir(path)
+  const self = node.ino !== 0 ? node.ino : (await attrOfNode(ctx, node)).ino
+  // glibc skips records with d_ino 0: '..' falls back to '.'s number.
+  const parent = path === '/' ? self : (await inoOf(ctx, parentPath(path))) ?? self
+  return snapshot(list, self, parent)
+}
+
+export const opendirOp = op<undefined, number>({
+  decode: noArgs,
+  run: async (ctx, h) => ctx.dirs.open(await takeSnapshot(ctx, h.nodeid)),
+  encode: (e, fh) => {
+    e.u64(fh)
+    e.u32(0)
+    e.u32(0)
+  },
+  sent: (ctx, fh, ok) => { if (!ok) ctx.dirs.release(fh) }
+})
+
+interface ReaddirIn { fh: number, offset: number, size: number }
+
+function decodeReaddir (d: Decoder): ReaddirIn {
+  const fh = d.u64()
+  const offset = d.u64()
+  return { fh, offset, size: d.u32() }
+}
+
+interface Page {
+  entries: DirEntry[]
+  start: number
+  end: number
+}
+
+/** The handle's snapshot (fresh after a rewind) and the slice of it that fits in `size` bytes. */
+async function page (ctx: OpContext, nodeid: number, a: ReaddirIn, sizeOf: (name: string) => number): Promise<Page> {
+  const d = ctx.dirs.get(a.fh)
+  if (d === undefined) throw fsError('EBADF', 'readdir')
+  if (a.offset === 0 && d.consumed) {
+    d.entries = await takeSnapshot(ctx, nodeid)
+    d.consumed = false
+  }
+  const limit = Math.min(a.size, ctx.maxWrite)
+  let used = 0
+  let end = a.offset
+  while (end < d.entries.length) {
+    const n = sizeOf(d.entries[end].name)
+    if (used + n > limit) break
+    used += n
+    end++
+  }
+  if (end > a.offset) d.consumed = true
+  return { entries: d.entries, start: Math.min(a.offset, end), end }
+}
+
+export const readdirOp = op<ReaddirIn, Page>({
+  decode: decodeReaddir,
+  run: async (ctx, h, a) => await page(ctx, h.nodeid, a, direntSize),
+  encode: (e, p) => {
+    for (let i = p.start; i < p.end; i++) {
+      const ent = p.entries[i]
+      e.dirent(ent.ino, i + 1, direntType(ent.type), ent.name)
+    }
+  }
+})
+
+interface PlusPage extends Page {
+  /** Per entry of the page: its lookup, or undefined ('.', '..', failed getattr). */
+  found: Array<EntryResult | undefined>
+}
+
+export const readdirplusOp = op<ReaddirIn, PlusPage>({
+  decode: decodeReaddir,
+  run: async (ctx, h, a) => {
+    const p = await page(ctx, h.nodeid, a, direntPlusSize)
+    const dir = ctx.nodes.pathOf(h.nodeid)
+    const attrs = await Promise.all(p.entries.slice(p.start, p.end).map(async (ent, k) => {
+      if (dir === undefined || p.start + k < 2) return undefined
+      try {
+        return await ctx.fs.getattr(joinPath(dir, ent.name))
+      } catch {
+        return undefined
+      }
+    }))
+    // Count the lookups only now, after the last await, right before the reply.
+    const found = attrs.map((attr, k) =>
+      attr === undefined || dir === undefined ? undefined : entryFor(ctx, joinPath(dir, p.entries[p.start + k].name), attr))
+    return { ...p, found }
+  },
+  encode: (e, p, ctx) => {
+    for (let i = p.start; i < p.end; i++) {
+      const ent = p.entries[i]
+      const f = p.found[i - p.start]
+      if (f !== undefined) {
+        e.entryOut(f.node.id, f.node.generation, f.attr, ctx.entryValid, ctx.attrValid)
+        e.dirent(f.attr.ino, i + 1, direntType(f.attr.mode), ent.name)
+      } else {
+        e.entryOut(0, 0, undefined, NO_TIME, NO_TIME)
+        e.dirent(ent.ino, i + 1, direntType(ent.type), ent.name)
+      }
+    }
+  },
+  sent: (ctx, p, ok) => {
+    if (ok) return
+    for (const f of p.found) if (f !== undefined) ctx.nodes.forget(f.node.id, 1)
+  }
+})
+
+export const releasedirOp = op<number, void>({
+  decode: (d) => d.u64(),
+  run: (ctx, _h, fh) => { ctx.dirs.release(fh) }
+})
+
+/** Every mutation through the union is durable before its reply: nothing left to sync. */
+export const fsyncdirOp = op({ decode: noArgs, run: () => undefined })

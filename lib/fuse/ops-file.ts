@@ -1,0 +1,183 @@
+/**
+ * Ops on open files: OPEN, CREATE, READ, WRITE, FLUSH, FSYNC, RELEASE,
+ * FALLOCATE, LSEEK.
+ *
+ * File handles are the union's own numbers, passed through. Each open
+ * handle is remembered with its node (fstat and ftruncate of an unlinked
+ * file). An OPEN or CREATE whose reply the kernel refuses (the open was
+ * interrupted) is released at once, or the handle would leak.
+ *
+ * READ data is read straight into a pooled buffer behind the reply header
+ * and sent from there; WRITE data is handed to the union as a view into the
+ * request buffer. Neither is copied.
+ *
+ * O_DIRECT is the kernel's business (it bypasses its page cache for that
+ * open file and sends the reads and writes as they come); it is not passed
+ * on, because the buffers the union reads into and writes from (behind a
+ * reply or request header) are not aligned as O_DIRECT needs.
+ *
+ * With the writeback cache the kernel may read pages of a file opened
+ * write-only and computes O_APPEND offsets itself: such opens become
+ * O_RDWR without O_APPEND.
+ */
+import { constants } from 'node:fs'
+import type { Encoder } from './codec'
+import type { FuseNode } from './nodes'
+import { callerOf, encodeEntry, entryFor, op, type EntryResult, type OpContext } from './op-context'
+import { FUSE_FSYNC_FDATASYNC, OutHeader } from './protocol'
+
+const { O_WRONLY, O_RDWR, O_APPEND, O_DIRECT } = constants
+/** O_ACCMODE, which node:fs does not export: the access mode is the low two bits. */
+const ACCMODE = O_WRONLY | O_RDWR
+
+function openFlags (ctx: OpContext, flags: number): number {
+  flags &= ~O_DIRECT
+  if (!ctx.conn.writeback) return flags
+  if ((flags & ACCMODE) === O_WRONLY) flags = (flags & ~ACCMODE) | O_RDWR
+  return flags & ~O_APPEND
+}
+
+function track (ctx: OpContext, node: FuseNode, fh: number): void {
+  ctx.fhNodes.set(fh, node)
+  ctx.nodes.trackOpen(node, fh)
+}
+
+function untrack (ctx: OpContext, fh: number): void {
+  ctx.nodes.untrackOpen(ctx.fhNodes.get(fh), fh)
+  ctx.fhNodes.delete(fh)
+}
+
+function encodeOpen (e: Encoder, fh: number): void {
+  e.u64(fh)
+  e.u32(0) // open_flags: page cache on, dropped at each open
+  e.u32(0)
+}
+
+/** The kernel did not take the handle: give it back. */
+function releaseUnsent (ctx: OpContext, fh: number): void {
+  untrack(ctx, fh)
+  ctx.fs.release(fh).catch((err: unknown) => { ctx.log.error(`release of unsent handle ${fh}`, err) })
+}
+
+export const openOp = op<number, number>({
+  decode: (d) => d.u32(), // then open_flags (kill suid/sgid: not negotiated)
+  run: async (ctx, h, flags) => {
+    const node = ctx.nodes.node(h.nodeid)
+    const fh = await ctx.fs.open(ctx.nodes.path(h.nodeid), openFlags(ctx, flags))
+    track(ctx, node, fh)
+    return fh
+  },
+  encode: (e, fh) => { encodeOpen(e, fh) },
+  sent: (ctx, fh, ok) => { if (!ok) releaseUnsent(ctx, fh) }
+})
+
+interface CreateIn { flags: number, mode: number, name: string }
+
+export const createOp = op<CreateIn, EntryResult & { fh: number }>({
+  decode: (d) => {
+    const flags = d.u32()
+    const mode = d.u32()
+    d.skip(8) // umask (already applied), open_flags
+    return { flags, mode, name: d.cstr() }
+  },
+  run: async (ctx, h, a) => {
+    const path = ctx.nodes.childPath(h.nodeid, a.name)
+    const { fh, attr } = await ctx.fs.create(path, openFlags(ctx, a.flags), a.mode & 0o7777, callerOf(h))
+    const entry = entryFor(ctx, path, attr)
+    track(ctx, entry.node, fh)
+    return { ...entry, fh }
+  },
+  encode: (e, r, ctx) => {
+    encodeEntry(e, r, ctx)
+    encodeOpen(e, r.fh)
+  },
+  sent: (ctx, r, ok) => {
+    if (ok) return
+    ctx.nodes.forget(r.node.id, 1)
+    releaseUnsent(ctx, r.fh)
+  }
+})
+
+interface ReadIn { fh: number, offset: number, size: number }
+
+export const readOp = op<ReadIn, { buf: Buffer, n: number }>({
+  decode: (d) => {
+    const fh = d.u64()
+    const offset = d.u64()
+    return { fh, offset, size: d.u32() }
+  },
+  run: async (ctx, _h, a) => {
+    const buf = ctx.pool.take()
+    try {
+      const size = Math.min(a.size, buf.length - OutHeader.SIZE)
+      const n = await ctx.fs.read(a.fh, buf.subarray(OutHeader.SIZE, OutHeader.SIZE + size), size, a.offset)
+      return { buf, n }
+    } catch (err) {
+      ctx.pool.give(buf)
+      throw err
+    }
+  },
+  encode: (e, r) => { e.framed(r.buf, r.n) },
+  sent: (ctx, r) => { ctx.pool.give(r.buf) }
+})
+
+interface WriteIn { fh: number, offset: number, data: Buffer }
+
+export const writeOp = op<WriteIn, number>({
+  keepsBuffer: true,
+  decode: (d) => {
+    const fh = d.u64()
+    const offset = d.u64()
+    const size = d.u32()
+    d.skip(4 + 8 + 4 + 4) // write_flags, lock_owner, flags, padding
+    return { fh, offset, data: d.bytes(size) }
+  },
+  run: async (ctx, _h, a) => await ctx.fs.write(a.fh, a.data, a.data.length, a.offset),
+  encode: (e, n) => {
+    e.u32(n)
+    e.u32(0)
+  }
+})
+
+export const flushOp = op<number, void>({
+  decode: (d) => d.u64(),
+  run: async (ctx, _h, fh) => { await ctx.fs.flush(fh) }
+})
+
+export const fsyncOp = op<{ fh: number, datasync: boolean }, void>({
+  decode: (d) => {
+    const fh = d.u64()
+    return { fh, datasync: (d.u32() & FUSE_FSYNC_FDATASYNC) !== 0 }
+  },
+  run: async (ctx, _h, a) => { await ctx.fs.fsync(a.fh, a.datasync) }
+})
+
+export const releaseOp = op<number, void>({
+  decode: (d) => d.u64(),
+  run: async (ctx, _h, fh) => {
+    untrack(ctx, fh)
+    await ctx.fs.release(fh)
+  }
+})
+
+interface FallocateIn { fh: number, offset: number, length: number, mode: number }
+
+export const fallocateOp = op<FallocateIn, void>({
+  decode: (d) => {
+    const fh = d.u64()
+    const offset = d.u64()
+    const length = d.u64()
+    return { fh, offset, length, mode: d.u32() }
+  },
+  run: async (ctx, _h, a) => { await ctx.fs.fallocate(a.fh, a.mode, a.offset, a.length) }
+})
+
+export const lseekOp = op<{ fh: number, offset: number, whence: number }, number>({
+  decode: (d) => {
+    const fh = d.u64()
+    const offset = d.i64()
+    return { fh, offset, whence: d.u32() }
+  },
+  run: async (ctx, _h, a) => await ctx.fs.lseek(a.fh, a.offset, a.whence),
+  encode: (e, off) => { e.u64(off) }
+})

@@ -1,0 +1,105 @@
+/**
+ * INIT and DESTROY: protocol version and feature negotiation.
+ *
+ * We answer major 7 and minor min(kernel's, 38) and ask for (each only if
+ * the kernel offers it):
+ *   ASYNC_READ        concurrent READs on one file
+ *   BIG_WRITES        WRITEs larger than a page (implied by MAX_PAGES today)
+ *   MAX_PAGES         requests up to max_pages = 256 pages, max_write 1 MiB
+ *   ATOMIC_O_TRUNC    O_TRUNC comes with OPEN instead of a separate SETATTR
+ *   DO_READDIRPLUS, READDIRPLUS_AUTO   entries and attributes in one request
+ *   PARALLEL_DIROPS   concurrent LOOKUP/READDIR in one directory
+ *   SETXATTR_EXT      the 7.33 setxattr_in (we read its extra flags word)
+ *   INIT_EXT          flags2 is read (we set no flags2 bit)
+ *   WRITEBACK_CACHE   only with the `writeback` option
+ * and leave off EXPORT_SUPPORT (no lookups of '.' and '..'), HANDLE_KILLPRIV
+ * (the kernel clears suid/sgid itself), DONT_MASK (the kernel applies the
+ * umask), POSIX_LOCKS/FLOCK_LOCKS (the kernel keeps locks locally).
+ */
+import { fsError } from '../errors'
+import type { Encoder } from './codec'
+import { noArgs, op, type OpContext } from './op-context'
+import {
+  FUSE_IMPLEMENTED_MINOR, FUSE_KERNEL_VERSION, FUSE_MIN_MINOR, Init, InitOut
+} from './protocol'
+
+interface InitIn {
+  major: number
+  minor: number
+  maxReadahead: number
+  flags: number
+  flags2: number
+}
+
+interface InitReply {
+  /** Answer to a newer major: major and minor only, the kernel retries. */
+  versionOnly: boolean
+  major: number
+  minor: number
+  maxReadahead: number
+  flags: number
+}
+
+/** max_background: how many background requests (readahead, async I/O) the kernel keeps in flight. */
+const MAX_BACKGROUND = 64
+
+export function wantedInitFlags (writeback: boolean): number {
+  return (Init.ASYNC_READ | Init.BIG_WRITES | Init.MAX_PAGES | Init.ATOMIC_O_TRUNC |
+    Init.DO_READDIRPLUS | Init.READDIRPLUS_AUTO | Init.PARALLEL_DIROPS |
+    Init.SETXATTR_EXT | Init.INIT_EXT | (writeback ? Init.WRITEBACK_CACHE : 0)) >>> 0
+}
+
+export const initOp = op<InitIn, InitReply>({
+  decode: (d) => {
+    const major = d.u32()
+    const minor = d.u32()
+    const maxReadahead = d.u32()
+    const flags = d.u32()
+    // flags2 arrived with 7.36; older kernels send the 16-byte struct.
+    const flags2 = d.remaining >= 4 ? d.u32() : 0
+    return { major, minor, maxReadahead, flags, flags2 }
+  },
+  run: (ctx: OpContext, _h, a) => {
+    if (a.major > FUSE_KERNEL_VERSION) {
+      // The kernel retries INIT with our major when we answer with it alone.
+      return { versionOnly: true, major: FUSE_KERNEL_VERSION, minor: FUSE_IMPLEMENTED_MINOR, maxReadahead: 0, flags: 0 }
+    }
+    if (a.major < FUSE_KERNEL_VERSION || a.minor < FUSE_MIN_MINOR) {
+      ctx.log.error(`kernel speaks FUSE ${a.major}.${a.minor}, at least ${FUSE_KERNEL_VERSION}.${FUSE_MIN_MINOR} is needed`)
+      throw fsError('EPROTO', 'init')
+    }
+    const minor = Math.min(a.minor, FUSE_IMPLEMENTED_MINOR)
+    const flags = (wantedInitFlags(ctx.wantWriteback) & a.flags) >>> 0
+    ctx.conn = {
+      minor,
+      flags,
+      writeback: (flags & Init.WRITEBACK_CACHE) !== 0,
+      setxattrExt: (flags & Init.SETXATTR_EXT) !== 0
+    }
+    ctx.log.info(`INIT kernel ${a.major}.${a.minor} flags=0x${a.flags.toString(16)} flags2=0x${a.flags2.toString(16)}; ` +
+      `answered 7.${minor} flags=0x${flags.toString(16)}`)
+    return { versionOnly: false, major: FUSE_KERNEL_VERSION, minor, maxReadahead: a.maxReadahead, flags }
+  },
+  encode: (e: Encoder, r, ctx) => {
+    const start = e.pos
+    e.zero(InitOut.SIZE)
+    const b = e.buf
+    b.writeUInt32LE(r.major, start + InitOut.major)
+    b.writeUInt32LE(r.minor, start + InitOut.minor)
+    if (r.versionOnly) {
+      e.pos = start + 8
+      return
+    }
+    b.writeUInt32LE(r.maxReadahead, start + InitOut.maxReadahead)
+    b.writeUInt32LE(r.flags, start + InitOut.flags)
+    b.writeUInt16LE(MAX_BACKGROUND, start + InitOut.maxBackground)
+    b.writeUInt16LE(MAX_BACKGROUND * 3 / 4, start + InitOut.congestionThreshold)
+    b.writeUInt32LE(ctx.maxWrite, start + InitOut.maxWrite)
+    b.writeUInt32LE(1, start + InitOut.timeGran)
+    b.writeUInt16LE(ctx.maxPages, start + InitOut.maxPages)
+    b.writeUInt32LE(0, start + InitOut.flags2)
+  }
+})
+
+/** Sent for block-device mounts at unmount; ours end when the device says ENODEV. */
+export const destroyOp = op({ decode: noArgs, run: () => undefined })

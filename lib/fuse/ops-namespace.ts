@@ -1,0 +1,113 @@
+/**
+ * Ops that change names: MKNOD, MKDIR, SYMLINK, LINK (each answers with a
+ * new entry and counts its lookup), UNLINK, RMDIR, RENAME, RENAME2.
+ *
+ * The node table follows the union only after the union call succeeded:
+ * a failed rename or unlink leaves every mapping as it was.
+ */
+import { RENAME_EXCHANGE } from '../union/types'
+import type { Decoder } from './codec'
+import {
+  callerOf, encodeEntry, entryFor, entrySent, op, type EntryResult, type OpContext
+} from './op-context'
+
+const entryReply = { encode: encodeEntry, sent: entrySent }
+
+export const mknodOp = op<{ mode: number, rdev: number, name: string }, EntryResult>({
+  decode: (d) => {
+    const mode = d.u32()
+    const rdev = d.u32()
+    d.skip(8) // umask, padding: the kernel already applied the umask to mode
+    return { mode, rdev, name: d.cstr() }
+  },
+  run: async (ctx, h, a) => {
+    const path = ctx.nodes.childPath(h.nodeid, a.name)
+    return entryFor(ctx, path, await ctx.fs.mknod(path, a.mode, a.rdev, callerOf(h)))
+  },
+  ...entryReply
+})
+
+export const mkdirOp = op<{ mode: number, name: string }, EntryResult>({
+  decode: (d) => {
+    const mode = d.u32()
+    d.skip(4) // umask
+    return { mode, name: d.cstr() }
+  },
+  run: async (ctx, h, a) => {
+    const path = ctx.nodes.childPath(h.nodeid, a.name)
+    return entryFor(ctx, path, await ctx.fs.mkdir(path, a.mode & 0o7777, callerOf(h)))
+  },
+  ...entryReply
+})
+
+export const symlinkOp = op<{ name: string, target: string }, EntryResult>({
+  decode: (d) => {
+    const name = d.cstr()
+    return { name, target: d.cstr() }
+  },
+  run: async (ctx, h, a) => {
+    const path = ctx.nodes.childPath(h.nodeid, a.name)
+    return entryFor(ctx, path, await ctx.fs.symlink(a.target, path, callerOf(h)))
+  },
+  ...entryReply
+})
+
+export const linkOp = op<{ oldNodeId: number, name: string }, EntryResult>({
+  decode: (d) => {
+    const oldNodeId = d.u64()
+    return { oldNodeId, name: d.cstr() }
+  },
+  run: async (ctx, h, a) => {
+    const existing = ctx.nodes.path(a.oldNodeId)
+    const path = ctx.nodes.childPath(h.nodeid, a.name)
+    return entryFor(ctx, path, await ctx.fs.link(existing, path))
+  },
+  ...entryReply
+})
+
+export const unlinkOp = op<string, void>({
+  decode: (d) => d.cstr(),
+  run: async (ctx, h, name) => {
+    const path = ctx.nodes.childPath(h.nodeid, name)
+    await ctx.fs.unlink(path)
+    ctx.nodes.unlinkPath(path, false)
+  }
+})
+
+export const rmdirOp = op<string, void>({
+  decode: (d) => d.cstr(),
+  run: async (ctx, h, name) => {
+    const path = ctx.nodes.childPath(h.nodeid, name)
+    await ctx.fs.rmdir(path)
+    ctx.nodes.unlinkPath(path, true)
+  }
+})
+
+interface RenameIn { newdir: number, flags: number, oldname: string, newname: string }
+
+function decodeRenameNames (d: Decoder, newdir: number, flags: number): RenameIn {
+  const oldname = d.cstr()
+  return { newdir, flags, oldname, newname: d.cstr() }
+}
+
+async function rename (ctx: OpContext, olddir: number, a: RenameIn): Promise<void> {
+  const from = ctx.nodes.childPath(olddir, a.oldname)
+  const to = ctx.nodes.childPath(a.newdir, a.newname)
+  await ctx.fs.rename(from, to, a.flags)
+  ctx.nodes.rename(from, to, (a.flags & RENAME_EXCHANGE) !== 0)
+}
+
+export const renameOp = op<RenameIn, void>({
+  decode: (d) => decodeRenameNames(d, d.u64(), 0),
+  run: async (ctx, h, a) => { await rename(ctx, h.nodeid, a) }
+})
+
+export const rename2Op = op<RenameIn, void>({
+  decode: (d) => {
+    const newdir = d.u64()
+    const flags = d.u32()
+    d.skip(4)
+    return decodeRenameNames(d, newdir, flags)
+  },
+  run: async (ctx, h, a) => { await rename(ctx, h.nodeid, a) }
+})

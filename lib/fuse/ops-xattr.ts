@@ -1,0 +1,71 @@
+/**
+ * Extended attributes: SETXATTR, GETXATTR, LISTXATTR, REMOVEXATTR.
+ *
+ * GETXATTR and LISTXATTR with size 0 ask how big the value is (answered
+ * with a fuse_getxattr_out); with a size too small for the value they get
+ * ERANGE, as getxattr(2) does. LISTXATTR's value is the names, each
+ * NUL-terminated. SETXATTR's body grew a flags word in 7.33, sent only when
+ * SETXATTR_EXT was agreed at INIT.
+ */
+import { fsError } from '../errors'
+import type { Encoder } from './codec'
+import { op } from './op-context'
+
+interface SetxattrIn { flags: number, name: string, value: Buffer }
+
+export const setxattrOp = op<SetxattrIn, void>({
+  keepsBuffer: true,
+  decode: (d, ctx) => {
+    const size = d.u32()
+    const flags = d.u32()
+    if (ctx.conn.setxattrExt) d.skip(8) // setxattr_flags (ACL sgid handling: no POSIX ACLs here), padding
+    const name = d.cstr()
+    return { flags, name, value: d.bytes(size) }
+  },
+  run: async (ctx, h, a) => {
+    await ctx.fs.setxattr(ctx.nodes.path(h.nodeid), a.name, a.value, a.flags)
+  }
+})
+
+/** Either the value, or (size 0 asked) only its size. */
+interface SizedValue { value: Buffer | undefined, size: number }
+
+function sized (value: Buffer, asked: number, syscall: string): SizedValue {
+  if (asked === 0) return { value: undefined, size: value.length }
+  if (value.length > asked) throw fsError('ERANGE', syscall)
+  return { value, size: value.length }
+}
+
+function encodeSized (e: Encoder, r: SizedValue): void {
+  if (r.value !== undefined) {
+    e.bytes(r.value)
+  } else {
+    e.u32(r.size)
+    e.u32(0)
+  }
+}
+
+export const getxattrOp = op<{ size: number, name: string }, SizedValue>({
+  decode: (d) => {
+    const size = d.u32()
+    d.skip(4)
+    return { size, name: d.cstr() }
+  },
+  run: async (ctx, h, a) => sized(await ctx.fs.getxattr(ctx.nodes.path(h.nodeid), a.name), a.size, 'getxattr'),
+  encode: encodeSized
+})
+
+export const listxattrOp = op<number, SizedValue>({
+  decode: (d) => d.u32(),
+  run: async (ctx, h, size) => {
+    const names = await ctx.fs.listxattr(ctx.nodes.path(h.nodeid))
+    const value = Buffer.from(names.map((n) => n + '\0').join(''), 'utf8')
+    return sized(value, size, 'listxattr')
+  },
+  encode: encodeSized
+})
+
+export const removexattrOp = op<string, void>({
+  decode: (d) => d.cstr(),
+  run: async (ctx, h, name) => { await ctx.fs.removexattr(ctx.nodes.path(h.nodeid), name) }
+})

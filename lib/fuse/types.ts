@@ -1,0 +1,55 @@
+/**
+ * The transport's public types: mount options and what a mounted session
+ * offers its owner.
+ */
+
+export interface FuseMountOptions {
+  /** The mount's source as /proc/mounts shows it. Default 'unionfs-ts'. */
+  fsname?: string
+  /** Seconds the kernel may cache a name (default 1). */
+  entryTimeout?: number
+  /** Seconds the kernel may cache attributes (default 1). */
+  attrTimeout?: number
+  /** Seconds the kernel may cache a missing name (default 1; 0 answers ENOENT uncached). */
+  negativeTimeout?: number
+  /** Ask for the kernel's writeback cache (buffered writes gathered in the page cache). */
+  writeback?: boolean
+  /** One line per request and reply on stderr (also UNIONFS_TS_DEBUG=1). */
+  debug?: boolean
+  /** Let other users in (mount option allow_other). Default: true when mounting as root. */
+  allowOther?: boolean
+  /**
+   * Mount with mount(8) in a child process even when the native addon could
+   * call mount(2) directly (the fallback when the addon is not built).
+   */
+  useMountCommand?: boolean
+}
+
+export interface FuseStats {
+  /** Requests read from the device so far. */
+  requests: number
+  /** Node ids the kernel holds (the root included). */
+  nodes: number
+  openDirs: number
+  openFiles: number
+}
+
+export interface FuseSession {
+  readonly mountpoint: string
+  /** Resolves once the session has ended (unmounted, from here or outside, or aborted) and fs.destroy() ran. */
+  readonly closed: Promise<void>
+  /** `umount` (lazily when busy), then wait for `closed`. */
+  unmount: () => Promise<void>
+  /**
+   * Drop the kernel's cached entry `name` in directory `parentNodeId`.
+   * False when the kernel did not have it or the session is not live.
+   * Never call it from an op handler of that directory before its reply:
+   * the kernel would wait on the lock that request holds.
+   */
+  notifyInvalEntry: (parentNodeId: number, name: string) => boolean
+  /** Drop cached attributes and the data in [off, off+len) (len <= 0: to the end) of a node. */
+  notifyInvalInode: (nodeId: number, off: number, len: number) => boolean
+  /** The node id the kernel knows `path` by, if any (for the notify calls). */
+  nodeIdOf: (path: string) => number | undefined
+  stats: () => FuseStats
+}
