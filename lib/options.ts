@@ -53,6 +53,8 @@ export interface FuseMountOptions {
   readonly debug: boolean
   /** Let users other than the mounting one in. */
   readonly allowOther: boolean
+  /** No writable branch: the kernel answers EROFS itself (access(W_OK) included). */
+  readonly readOnly: boolean
 }
 
 export type Backend = 'protocol' | 'fuse-native'
@@ -481,7 +483,8 @@ export function resolveOptions (spec: MountSpec): Options {
     negativeTimeout: nonNegative('negative_timeout', spec.negativeTimeout, false) ?? kernelDefault,
     writeback: spec.writeback ?? false,
     debug: spec.debug ?? false,
-    allowOther: spec.allowOther ?? isRoot()
+    allowOther: spec.allowOther ?? isRoot(),
+    readOnly: upper === undefined
   })
 
   // Now the disk, read only.

@@ -193,7 +193,7 @@ t.test('bad input: one line, exit 1, nothing touched', { skip: !built && 'not bu
   badInput(t, tr, ['mount', br, tr.b], /^unionfs-ts: branch .*\/b is the mountpoint$/)
   badInput(t, tr, ['mount', `${tr.a}:${tr.a}`, tr.m], /^unionfs-ts: branch .*\/a is listed twice$/)
   badInput(t, tr, ['mount', '-o', 'frobnicate', br, tr.m], /^unionfs-ts: unknown option 'frobnicate'$/)
-  badInput(t, tr, ['mount', '-o', 'backend=fuse-native', br, tr.m], /^unionfs-ts: backend 'fuse-native' is not available/)
+  badInput(t, tr, ['mount', '-o', 'backend=libfuse3', br, tr.m], /^unionfs-ts: unknown backend 'libfuse3'/)
   badInput(t, tr, ['mount', tr.m], /^unionfs-ts: no branches given/)
   badInput(t, tr, ['mount', '-o', `lowerdir=${tr.a},upperdir=${tr.u}`, tr.m], /^unionfs-ts: upperdir= needs workdir=/)
   badInput(t, tr, ['mount', '-o', `lowerdir=${missing},upperdir=${tr.u},workdir=${tr.w}`, tr.m], /^unionfs-ts: branch .*missing: no such directory$/)

@@ -25,8 +25,11 @@ export interface ReadonlyBranch {
   readonly writable: boolean
   /** Absolute path on the host of a branch-relative path. */
   real (rel: string): string
-  /** lstat, or undefined when the name is not there (ENOENT/ENOTDIR). */
-  lstat (rel: string): fs.Stats | undefined
+  /**
+   * lstat, or undefined when the name is not there (ENOENT/ENOTDIR). BigInt
+   * stats carry exact nanosecond times, for a few hundred nanoseconds more.
+   */
+  lstat (rel: string): fs.BigIntStats | undefined
   readdir (rel: string): fs.Dirent[]
   readlink (rel: string): string
   /** Opens for reading only. */
@@ -64,9 +67,9 @@ class DirBranch implements ReadonlyBranch {
     return rel === '/' ? this.root : this.root + rel
   }
 
-  lstat (rel: string): fs.Stats | undefined {
+  lstat (rel: string): fs.BigIntStats | undefined {
     try {
-      return fs.lstatSync(this.real(rel), { throwIfNoEntry: false })
+      return fs.lstatSync(this.real(rel), { bigint: true, throwIfNoEntry: false })
     } catch (err) {
       // A parent that is not a directory in this branch means the name is
       // not here; anything else (EACCES, ELOOP, EIO) is the answer.

@@ -129,6 +129,14 @@ export class Decoder {
   }
 }
 
+/** Exact nanoseconds since the epoch as whole seconds and nanoseconds, 0 <= nsec < 1e9. */
+export function splitNs (ns: bigint): { sec: number, nsec: number } {
+  let sec = ns / 1_000_000_000n
+  let nsec = ns % 1_000_000_000n
+  if (nsec < 0n) { sec -= 1n; nsec += 1_000_000_000n }
+  return { sec: Number(sec), nsec: Number(nsec) }
+}
+
 /** A time in fractional milliseconds as whole seconds and nanoseconds, 0 <= nsec < 1e9. */
 export function splitMs (ms: number): { sec: number, nsec: number } {
   let sec = Math.floor(ms / 1000)
@@ -220,9 +228,9 @@ export class Encoder {
   attr (a: Attr): void {
     const b = this.buf
     const o = this.pos
-    const at = splitMs(a.atimeMs)
-    const mt = splitMs(a.mtimeMs)
-    const ct = splitMs(a.ctimeMs)
+    const at = a.atimeNs !== undefined ? splitNs(a.atimeNs) : splitMs(a.atimeMs)
+    const mt = a.mtimeNs !== undefined ? splitNs(a.mtimeNs) : splitMs(a.mtimeMs)
+    const ct = a.ctimeNs !== undefined ? splitNs(a.ctimeNs) : splitMs(a.ctimeMs)
     writeU64(b, o + AttrLayout.ino, a.ino)
     writeU64(b, o + AttrLayout.size, a.size)
     writeU64(b, o + AttrLayout.blocks, a.blocks)

@@ -29,6 +29,9 @@ import type { FuseMountOptions, FuseSession } from './types'
 
 const FSTYPE = 'fuse.unionfs-ts'
 
+/** mount(2)'s read-only flag (MS_RDONLY in <sys/mount.h>). */
+const MS_RDONLY = 1
+
 type Mount2 = (source: string, target: string, fstype: string, flags: number, data: string) => void
 
 /** mount(2) from the native addon, or undefined when the addon is not built. */
@@ -96,13 +99,14 @@ export async function mountFuse (unionFs: UnionFsApi, mountpoint: string, opts: 
   try {
     if (mount2 !== undefined) {
       try {
-        mount2(fsname, mnt, FSTYPE, 0, mountOptions(opts, fd, uid, gid))
+        mount2(fsname, mnt, FSTYPE, opts.readOnly === true ? MS_RDONLY : 0, mountOptions(opts, fd, uid, gid))
       } catch (err) {
         throw new Error(`mounting ${mnt} failed: ${(err as Error).message}`)
       }
     } else {
       // The child gets the device as its fd 3.
-      await mountFd(fd, fsname, mnt, FSTYPE, mountOptions(opts, 3, uid, gid))
+      const ro = opts.readOnly === true ? ',ro' : ''
+      await mountFd(fd, fsname, mnt, FSTYPE, mountOptions(opts, 3, uid, gid) + ro)
     }
   } catch (err) {
     conn.abandon()

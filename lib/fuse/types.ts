@@ -18,6 +18,8 @@ export interface FuseMountOptions {
   debug?: boolean
   /** Let other users in (mount option allow_other). Default: true when mounting as root. */
   allowOther?: boolean
+  /** Mount read-only (no writable branch): the kernel answers EROFS to every write. */
+  readOnly?: boolean
   /**
    * Mount with mount(8) in a child process even when the native addon could
    * call mount(2) directly (the fallback when the addon is not built).

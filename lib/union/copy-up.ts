@@ -10,9 +10,11 @@
  *     stay holes), then owner, mode, user-visible xattrs, the origin inode
  *     number, and times last (writing the rest would change them).
  *     Symlinks keep their target; fifos, sockets and devices are recreated.
- *  3. One rename moves the copy into place. A crash before it leaves the old
- *     view and a temp file that the next mount sweeps; after it, the new
- *     view. On any failure the temp is removed and the error is the answer.
+ *  3. One rename moves the copy into place, and the parent directory gets its
+ *     times back (a copy-up changes nothing the user can see in it). A crash
+ *     before the rename leaves the old view and a temp file that the next
+ *     mount sweeps; after it, the new view. On any failure the temp is
+ *     removed and the error is the answer.
  */
 import * as fs from 'node:fs'
 import type { ReadonlyBranch, WritableBranch } from '../branch/branch'
@@ -81,7 +83,11 @@ export class CopyUp {
         else dst.mknod(tmp, Number(st.mode), Number(st.rdev))
         this.copyMeta(src, e, tmp, st)
       }
+      // A copy-up is no change to the parent directory: its times are put
+      // back after the rename, as overlayfs does.
+      const parent = this.upper.lstat(parentOf(e.path))
       this.work.moveIn(tmp, this.upper, e.path)
+      if (parent !== undefined) this.upper.utimens(parentOf(e.path), timeOf(parent.atimeNs), timeOf(parent.mtimeNs))
     } catch (err) {
       this.work.discard(tmp)
       throw err

@@ -49,7 +49,7 @@ export function newEntryParent (core: Core, path: string, syscall: string): Entr
 export function giveTo (core: Core, branch: WritableBranch, rel: string, parentPath: string, caller: Caller): void {
   if (!core.privileged) return
   const parentStat = core.upper.lstat(parentPath)
-  const gid = parentStat !== undefined && (parentStat.mode & S_ISGID) !== 0 ? parentStat.gid : caller.gid
+  const gid = parentStat !== undefined && (Number(parentStat.mode) & S_ISGID) !== 0 ? Number(parentStat.gid) : caller.gid
   branch.lchown(rel, caller.uid, gid)
 }
 

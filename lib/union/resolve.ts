@@ -51,7 +51,7 @@ export interface Entry {
   /** Directory: the merged stack, top first. Non-directory: [top]. */
   readonly dirs: readonly Layered[]
   /** lstat of the serving entry when it was resolved. */
-  readonly stat: fs.Stats
+  readonly stat: fs.BigIntStats
   readonly ino: number
 }
 
@@ -101,7 +101,7 @@ export class Resolver {
     if (isReservedName(name)) return undefined
     const path = childRel(parent.path, name)
     const found: Layered[] = []
-    let first: fs.Stats | undefined
+    let first: fs.BigIntStats | undefined
     for (const { layer, rel } of stack) {
       const branch = this.layers[layer]
       const crel = childRel(rel, name)
@@ -146,9 +146,9 @@ export class Resolver {
     return this.entry('/', true, dirs, st)
   }
 
-  private entry (path: string, isDir: boolean, dirs: Layered[], stat: fs.Stats): Entry {
+  private entry (path: string, isDir: boolean, dirs: Layered[], stat: fs.BigIntStats): Entry {
     const top = dirs[0]
-    let ino = unionIno(top.layer, stat.ino)
+    let ino = unionIno(top.layer, Number(stat.ino))
     if (top.layer === 0 && this.topIsWritable) {
       ino = decodeOrigin(this.layers[0].getxattr(top.rel, originXattr(this.ns))) ?? ino
     }

@@ -9,7 +9,10 @@
  * belong to the transport.
  */
 
-/** Times are milliseconds since the epoch, fractional, as node:fs reports them. */
+/**
+ * Times are milliseconds since the epoch, fractional, as node:fs reports
+ * them; the optional `*Ns` fields carry the exact nanoseconds when known.
+ */
 export interface Attr {
   ino: number
   mode: number
@@ -23,6 +26,9 @@ export interface Attr {
   atimeMs: number
   mtimeMs: number
   ctimeMs: number
+  atimeNs?: bigint
+  mtimeNs?: bigint
+  ctimeNs?: bigint
 }
 
 export interface DirEntry {

@@ -99,7 +99,7 @@ export class UnionFs implements UnionFsApi {
 
   async fgetattr (fh: number): Promise<Attr> {
     const h = this.handles.get(fh, 'fstat')
-    return toAttr(fs.fstatSync(h.fd), h.ino)
+    return toAttr(fs.fstatSync(h.fd, { bigint: true }), h.ino)
   }
 
   async readlink (p: string): Promise<string> {
@@ -321,21 +321,29 @@ function fsErrorThrow (code: string, syscall: string, p: string): never {
   throw fsError(code, syscall, p)
 }
 
-function toAttr (st: fs.Stats, ino: number): Attr {
+function toAttr (st: fs.BigIntStats, ino: number): Attr {
   return {
     ino,
-    mode: st.mode,
-    nlink: st.nlink,
-    uid: st.uid,
-    gid: st.gid,
-    rdev: st.rdev,
-    size: st.size,
-    blocks: st.blocks,
-    blksize: st.blksize,
-    atimeMs: st.atimeMs,
-    mtimeMs: st.mtimeMs,
-    ctimeMs: st.ctimeMs
+    mode: Number(st.mode),
+    nlink: Number(st.nlink),
+    uid: Number(st.uid),
+    gid: Number(st.gid),
+    rdev: Number(st.rdev),
+    size: Number(st.size),
+    blocks: Number(st.blocks),
+    blksize: Number(st.blksize),
+    atimeMs: msOf(st.atimeNs),
+    mtimeMs: msOf(st.mtimeNs),
+    ctimeMs: msOf(st.ctimeNs),
+    atimeNs: st.atimeNs,
+    mtimeNs: st.mtimeNs,
+    ctimeNs: st.ctimeNs
   }
+}
+
+/** Fractional milliseconds, exact to the microsecond (a double holds no more). */
+function msOf (ns: bigint): number {
+  return Number(ns / 1000n) / 1000
 }
 
 function timeArg (t: TimeSpec): native.TimeArg {

@@ -34,14 +34,20 @@ export function isPrivateXattr (name: string): boolean {
 }
 
 /** A char device 0/0 is an overlayfs whiteout. */
-export function isWhiteoutStat (st: fs.Stats): boolean {
-  return st.isCharacterDevice() && st.rdev === 0
+export function isWhiteoutStat (st: fs.BigIntStats): boolean {
+  return st.isCharacterDevice() && st.rdev === 0n
 }
 
 /** Is NAME hidden in dir `dirRel` of `branch` by an AUFS-dialect whiteout? */
 export function hasAufsWhiteout (branch: ReadonlyBranch, dirRel: string, name: string): boolean {
+  if (!aufsNameFits(name)) return false
   const st = branch.lstat(childRel(dirRel, WH_PREFIX + name))
   return st !== undefined && !st.isDirectory()
+}
+
+/** Does `.wh.NAME` fit in a directory entry (255 bytes)? */
+function aufsNameFits (name: string): boolean {
+  return Buffer.byteLength(WH_PREFIX + name) <= 255
 }
 
 export interface DirMarks {
@@ -88,8 +94,7 @@ export class Whiteouts {
   whiteout (dirRel: string, name: string): void {
     // `.wh.` + a name near the 255-byte limit does not fit: such a name gets
     // the device-node form whatever the dialect, where that is possible.
-    const tooLong = Buffer.byteLength(WH_PREFIX + name) > 255
-    if ((this.dialect === 'overlay' || tooLong) && this.canMknod()) {
+    if ((this.dialect === 'overlay' || !aufsNameFits(name)) && this.canMknod()) {
       this.upper.mknod(childRel(dirRel, name), fs.constants.S_IFCHR | 0o000, 0)
     } else {
       this.writeAufs(dirRel, name)
@@ -121,7 +126,7 @@ export class Whiteouts {
   /** Removes any whiteout of NAME in `dirRel` of the upper branch. */
   clearWhiteout (dirRel: string, name: string): void {
     const wh = childRel(dirRel, WH_PREFIX + name)
-    if (this.upper.lstat(wh) !== undefined) this.upper.unlink(wh)
+    if (aufsNameFits(name) && this.upper.lstat(wh) !== undefined) this.upper.unlink(wh)
     const at = childRel(dirRel, name)
     const st = this.upper.lstat(at)
     if (st !== undefined && isWhiteoutStat(st)) this.upper.unlink(at)
@@ -144,9 +149,14 @@ export class Whiteouts {
     }
   }
 
-  /** Records where a moved directory's lower content lives. */
+  /**
+   * Records where a moved directory's lower content lives. The overlay
+   * dialect writes overlayfs' own redirect (an absolute path), so the kernel
+   * mounted with redirect_dir=on reads an upper branch written here.
+   */
   setRedirect (rel: string, target: string): void {
-    this.upper.setxattr(rel, `${this.ns}.unionfs-ts.redirect`, Buffer.from(target))
+    const name = this.dialect === 'overlay' ? `${this.ns}.overlay.redirect` : `${this.ns}.unionfs-ts.redirect`
+    this.upper.setxattr(rel, name, Buffer.from(target))
   }
 
   /** Drops the whiteouts and markers an upper directory holds (before rmdir). */
