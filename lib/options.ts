@@ -484,7 +484,7 @@ export function resolveOptions (spec: MountSpec): Options {
     writeback: spec.writeback ?? false,
     debug: spec.debug ?? false,
     allowOther: spec.allowOther ?? isRoot(),
-    readOnly: upper === undefined
+    readOnly: upper === undefined || spec.readOnly === true
   })
 
   // Now the disk, read only.

@@ -76,7 +76,7 @@ t.test('branch-list syntax', async t => {
   t.equal(o.mountpoint, tr.m)
   t.same(o.fuse, {
     fsname: 'unionfs-ts', entryTimeout: 1, attrTimeout: 1, negativeTimeout: 1,
-    writeback: false, debug: false, allowOther: isRoot
+    writeback: false, debug: false, allowOther: isRoot, readOnly: false
   })
   t.equal(o.backend, 'protocol')
   t.equal(o.foreground, false)
@@ -133,7 +133,7 @@ t.test('options: flags, -o forms and values', async t => {
   t.equal(o.union.cacheTtlMs, 500)
   t.same(o.fuse, {
     fsname: 'myunion', entryTimeout: 0.5, attrTimeout: 2, negativeTimeout: 0,
-    writeback: true, debug: true, allowOther: true
+    writeback: true, debug: true, allowOther: true, readOnly: false
   })
   t.equal(o.log, path.resolve('unionfs.log'), 'log= is made absolute')
   t.notOk(fs.existsSync(path.resolve('unionfs.log')), 'and not created by parsing')
@@ -157,6 +157,8 @@ t.test('options: flags, -o forms and values', async t => {
   const ro = parseOptions(['-o', 'ro', `${tr.u}:${tr.a}`, tr.m])
   t.equal(ro.union.upper, undefined, 'ro: no writable branch')
   t.same(ro.union.lowers, [tr.u, tr.a], 'the writable branch is read as the top read-only one')
+  t.equal(ro.fuse.readOnly, true, 'ro: mounted read-only')
+  t.equal(parseOptions([`${tr.a}=ro:${tr.b}`, tr.m]).fuse.readOnly, true, 'no rw branch: mounted read-only')
 
   const roOverlay = parseOptions(['-o', `ro,lowerdir=${tr.a},upperdir=${tr.u}`, tr.m])
   t.same(roOverlay.union.lowers, [tr.u, tr.a], 'ro with upperdir=: no workdir= needed')
