@@ -521,7 +521,9 @@ export function resolveOptions (spec: MountSpec): Options {
   if (realUpper !== undefined && !readOnly) {
     realWork = workdir === undefined
       ? path.join(realUpper, WORKDIR_NAME)
-      : checkWorkdir(workdir, realUpper, upper ?? '', realLowers, lowers, mountpoint, spec.mountpoint)
+      // A given work dir is used as overlayfs uses one: the work happens in
+      // W/work, and the kernel's overlayfs can later be given the same W.
+      : path.join(checkWorkdir(workdir, realUpper, upper ?? '', realLowers, lowers, mountpoint, spec.mountpoint), 'work')
   }
 
   let log: string | undefined
@@ -622,7 +624,10 @@ export function toArgs (options: Options): string[] {
     `fsname=${escapeValue(fuse.fsname)}`,
     `backend=${options.backend}`
   ]
-  if (union.workdir !== undefined) o.push(`workdir=${escapeValue(union.workdir)}`)
+  // union.workdir is the work area itself: W/work for a given workdir=W.
+  if (union.workdir !== undefined && union.upper !== undefined && union.workdir !== path.join(union.upper, WORKDIR_NAME)) {
+    o.push(`workdir=${escapeValue(path.dirname(union.workdir))}`)
+  }
   if (options.log !== undefined) o.push(`log=${escapeValue(options.log)}`)
   return [
     '-o', o.join(','),

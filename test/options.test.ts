@@ -173,7 +173,7 @@ t.test('overlay syntax', async t => {
   const o = parseOptions(['-o', `lowerdir=${tr.a}:${tr.b},upperdir=${tr.u},workdir=${tr.w}`, tr.m])
   t.same(o.union.lowers, [tr.a, tr.b], 'lowerdir= is top first')
   t.equal(o.union.upper, tr.u)
-  t.equal(o.union.workdir, tr.w)
+  t.equal(o.union.workdir, path.join(tr.w, 'work'), 'the work happens in W/work, as with overlayfs')
   t.equal(o.union.whiteout, 'overlay', 'overlay whiteouts by default')
   t.equal(o.fuse.fsname, 'unionfs-ts')
 
@@ -186,14 +186,14 @@ t.test('overlay syntax', async t => {
 
   const fresh = path.join(tr.root, 'new-work')
   const nw = parseOptions(['-o', `lowerdir=${tr.a},upperdir=${tr.u},workdir=${fresh}`, tr.m])
-  t.equal(nw.union.workdir, fresh, 'a work dir that does not exist yet is accepted')
+  t.equal(nw.union.workdir, path.join(fresh, 'work'), 'a work dir that does not exist yet is accepted')
   t.notOk(fs.existsSync(fresh), 'and not created by parsing')
 
   const inside = parseOptions(['-o', `lowerdir=${tr.a},upperdir=${tr.u},workdir=${tr.u}/.wh.work`, tr.m])
-  t.equal(inside.union.workdir, path.join(tr.u, '.wh.work'), 'a hidden .wh. work dir inside the upper is fine')
+  t.equal(inside.union.workdir, path.join(tr.u, '.wh.work', 'work'), 'a hidden .wh. work dir inside the upper is fine')
 
   const withWork = parseOptions(['-o', `workdir=${tr.w}`, `${tr.u}:${tr.a}`, tr.m])
-  t.equal(withWork.union.workdir, tr.w, 'workdir= also goes with a branch list')
+  t.equal(withWork.union.workdir, path.join(tr.w, 'work'), 'workdir= also goes with a branch list')
 })
 
 t.test('the mount.fuse form: SOURCE MOUNTPOINT -o OPTS', async t => {
