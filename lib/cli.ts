@@ -6,6 +6,7 @@
  *   unionfs-ts mount -o lowerdir=L1:L2,upperdir=U,workdir=W[,...] [-f] MOUNTPOINT
  *   unionfs-ts SOURCE MOUNTPOINT -o OPTIONS      (as mount.fuse(8) runs it)
  *   unionfs-ts umount MOUNTPOINT
+ *   unionfs-ts layer|store|image|container ...   (lib/layers/commands.ts)
  *
  * Processes. Only a `-f` process serves a mount; it never touches the
  * mountpoint itself (a synchronous call into its own mount would wait for
@@ -31,7 +32,7 @@ import { createHash } from 'node:crypto'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
-import { FSTYPE, OptionsError, parseOptions, readMountInfo, toArgs, type Options, type ParseMode } from './options'
+import { FSTYPE, OptionsError, parseOptions, readMountInfo, resolveOptions, toArgs, type MountSpec, type Options, type ParseMode } from './options'
 import type { UnionFs } from './union/union-fs'
 import type { FuseSession } from './fuse'
 
@@ -43,6 +44,7 @@ const USAGE = `usage:
   unionfs-ts mount [-o OPTIONS] [-f] BRANCH[:BRANCH...] MOUNTPOINT
   unionfs-ts mount -o lowerdir=L1[:L2...][,upperdir=U,workdir=W][,OPTIONS] [-f] MOUNTPOINT
   unionfs-ts umount MOUNTPOINT
+  unionfs-ts layer|store|image|container ...   (below)
   unionfs-ts help | --help | --version
 
 Branches are listed top first. BRANCH is DIR, DIR=rw or DIR=ro: the leftmost
@@ -436,7 +438,18 @@ async function umountCommand (args: string[]): Promise<number> {
   }
 }
 
-const COMMANDS = new Set(['mount', 'umount', 'unmount', 'help'])
+/**
+ * A store or container mount: validated and started exactly as `mount`
+ * does without -f (a detached daemon), returning once it is ready.
+ */
+async function mountDetached (spec: MountSpec): Promise<void> {
+  const options = resolveOptions({ ...spec, foreground: true })
+  const { child } = await spawnServer(options, { detached: true, stderr: 'ignore' })
+  child.unref()
+}
+
+const LAYER_COMMANDS = new Set(['layer', 'store', 'image', 'container'])
+const COMMANDS = new Set(['mount', 'umount', 'unmount', 'help', ...LAYER_COMMANDS])
 
 /** Run the command line; resolves to the exit status. */
 export async function main (argv: readonly string[]): Promise<number> {
@@ -447,7 +460,7 @@ export async function main (argv: readonly string[]): Promise<number> {
     return 1
   }
   if (cmd === 'help' || cmd === '--help' || cmd === '-h') {
-    process.stdout.write(USAGE)
+    process.stdout.write(USAGE + '\n' + (await import('./layers/commands')).LAYERS_USAGE)
     return 0
   }
   if (cmd === '--version' || cmd === '-V') {
@@ -456,6 +469,10 @@ export async function main (argv: readonly string[]): Promise<number> {
   }
   if (cmd === 'mount') return await mountCommand(rest, notify, {})
   if (cmd === 'umount' || cmd === 'unmount') return await umountCommand(rest)
+  if (LAYER_COMMANDS.has(cmd)) {
+    const { runLayersCommand } = await import('./layers/commands')
+    return await runLayersCommand(cmd, rest, { mount: mountDetached, unmount: unmountPath })
+  }
   // mount.fuse(8) and the mount.fuse.unionfs-ts helper run `unionfs-ts SOURCE MOUNTPOINT -o OPTS`.
   if (!cmd.startsWith('-') && !COMMANDS.has(cmd) && argv.length >= 2) return await mountCommand([...argv], notify, { source: true })
   logLine(cmd.startsWith('-') ? `unknown option '${cmd}' (try '${NAME} --help')` : `unknown command '${cmd}' (try '${NAME} --help')`)

@@ -45,6 +45,38 @@ export function hasAufsWhiteout (branch: ReadonlyBranch, dirRel: string, name: s
   return st !== undefined && !st.isDirectory()
 }
 
+/**
+ * `.wh..wh.` names: the opaque marker and private state (the union's work
+ * dir, AUFS's own `.wh..wh.plnk` and `.wh..wh.orph`). They hide nothing and
+ * are never content: a layer tarball leaves them out, except the marker.
+ */
+export function isMetaName (name: string): boolean {
+  return name.startsWith(WH_PREFIX + WH_PREFIX)
+}
+
+/** NAME, when `entryName` is the AUFS/OCI whiteout `.wh.NAME`; else undefined. */
+export function aufsWhiteoutTarget (entryName: string): string | undefined {
+  if (!entryName.startsWith(WH_PREFIX) || isMetaName(entryName)) return undefined
+  const name = entryName.slice(WH_PREFIX.length)
+  return name === '' || name === '.' || name === '..' ? undefined : name
+}
+
+/** The AUFS/OCI whiteout's own name for NAME: `.wh.NAME`. */
+export function aufsWhiteoutName (name: string): string {
+  return WH_PREFIX + name
+}
+
+/**
+ * The name a branch entry hides, read in both dialects: NAME for a
+ * non-directory `.wh.NAME` or for a char device 0/0 named NAME; undefined
+ * for anything else (the opaque marker and private state included).
+ */
+export function whiteoutTarget (entryName: string, st: fs.BigIntStats): string | undefined {
+  if (isWhiteoutStat(st)) return entryName
+  if (st.isDirectory()) return undefined
+  return aufsWhiteoutTarget(entryName)
+}
+
 /** Does `.wh.NAME` fit in a directory entry (255 bytes)? */
 function aufsNameFits (name: string): boolean {
   return Buffer.byteLength(WH_PREFIX + name) <= 255
