@@ -28,15 +28,33 @@
  * path handed to a branch is one whose parents were seen to be real
  * directories in that branch, so symlinks in a branch are never followed.
  *
- * Results, positive and negative, go through the dentry cache.
+ * Results, positive and negative, go through the dentry cache. The
+ * read-only part of a deep stack is searched through its index
+ * (lower-index.ts), which answers rule 2 from one readdir per directory.
  */
 import type * as fs from 'node:fs'
 import type { ReadonlyBranch } from '../branch/branch'
 import { DentryCache } from '../cache/dentry-cache'
 import { fsError } from '../errors'
 import { decodeOrigin, originXattr, unionIno } from './inodes'
+import type { LowerIndex, OccurrenceKind } from './lower-index'
 import { childRel, parentOf, baseName } from './paths'
 import { dirMarks, hasAufsWhiteout, isReservedName, isWhiteoutStat } from './whiteouts'
+
+/**
+ * A lower stack this deep is indexed on its first lookup; a shallower one
+ * only once a listing has read it anyway. One readdir per branch directory
+ * beats two lstat calls per branch and name as soon as a directory is
+ * looked up more than a few times, which is the deep-stack case.
+ */
+const INDEX_MIN_DEPTH = 2
+
+interface Probe {
+  readonly layer: number
+  readonly rel: string
+  readonly kind: OccurrenceKind
+  readonly stat?: fs.BigIntStats
+}
 
 export interface Layered {
   readonly layer: number
@@ -62,7 +80,9 @@ export class Resolver {
     /** Namespace of the private xattrs ('trusted' or 'user'). */
     private readonly ns: string,
     /** Does layer 0 record origins (is it the writable branch)? */
-    private readonly topIsWritable: boolean
+    private readonly topIsWritable: boolean,
+    /** Indexes of read-only directory stacks; none when caching is off. */
+    readonly lowerIndex?: LowerIndex
   ) {}
 
   /** The entry at `path`, or undefined when it exists nowhere. */
@@ -102,22 +122,21 @@ export class Resolver {
     const path = childRel(parent.path, name)
     const found: Layered[] = []
     let first: fs.BigIntStats | undefined
-    for (const { layer, rel } of stack) {
-      const branch = this.layers[layer]
-      const crel = childRel(rel, name)
-      const st = branch.lstat(crel)
-      if (st === undefined) {
-        if (hasAufsWhiteout(branch, rel, name)) break
-        continue
+    for (const probe of this.probes(stack, name)) {
+      if (probe.kind === 'whiteout') break
+      const { layer, rel } = probe
+      if (probe.kind === 'other') {
+        if (first !== undefined) break
+        const st = probe.stat ?? this.layers[layer].lstat(rel)
+        if (st === undefined) continue // gone behind the mount's back
+        return this.entry(path, false, [{ layer, rel }], st)
       }
-      if (isWhiteoutStat(st)) break
-      if (!st.isDirectory()) {
-        if (first === undefined) return this.entry(path, false, [{ layer, rel: crel }], st)
-        break
+      if (first === undefined) {
+        first = probe.stat ?? this.layers[layer].lstat(rel)
+        if (first === undefined) continue
       }
-      if (first === undefined) first = st
-      found.push({ layer, rel: crel })
-      const marks = dirMarks(branch, crel, this.ns)
+      found.push({ layer, rel })
+      const marks = dirMarks(this.layers[layer], rel, this.ns)
       if (marks.opaque) break
       if (marks.redirect !== undefined) {
         const below = this.lookupFrom(marks.redirect, layer + 1)
@@ -127,6 +146,40 @@ export class Resolver {
     }
     if (first === undefined) return undefined
     return this.entry(path, true, found, first)
+  }
+
+  /**
+   * Where NAME occurs in a directory stack, top first: each branch directory
+   * probed with lstat (and `.wh.NAME` when absent), or, for the read-only
+   * rest of a stack that is deep or already listed, from its index.
+   */
+  private * probes (stack: readonly Layered[], name: string): Generator<Probe> {
+    for (let i = 0; i < stack.length; i++) {
+      const { layer, rel } = stack[i]
+      if (layer > 0 && this.indexed(stack, i)) {
+        const lower = stack.slice(i)
+        for (const occ of this.lowerIndex!.get(lower).names.get(name) ?? []) {
+          const d = lower[occ.pos]
+          yield { layer: d.layer, rel: childRel(d.rel, name), kind: occ.kind }
+        }
+        return
+      }
+      const branch = this.layers[layer]
+      const crel = childRel(rel, name)
+      const st = branch.lstat(crel)
+      if (st === undefined) {
+        if (hasAufsWhiteout(branch, rel, name)) yield { layer, rel: crel, kind: 'whiteout' }
+        continue
+      }
+      const kind = isWhiteoutStat(st) ? 'whiteout' : st.isDirectory() ? 'dir' : 'other'
+      yield { layer, rel: crel, kind, stat: st }
+    }
+  }
+
+  /** Is the read-only rest of `stack` from `i` on worth (or already) indexed? */
+  private indexed (stack: readonly Layered[], i: number): boolean {
+    if (this.lowerIndex === undefined) return false
+    return stack.length - i >= INDEX_MIN_DEPTH || this.lowerIndex.peek(stack.slice(i)) !== undefined
   }
 
   /** Does some branch below the top serve NAME in `parent`? */

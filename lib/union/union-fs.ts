@@ -28,6 +28,7 @@ import { CopyUp, type CopyUpEvent } from './copy-up'
 import { createFile, link, makeEntry } from './create'
 import type { Core } from './core'
 import { Handles } from './handles'
+import { LowerIndex } from './lower-index'
 import { mergedListing } from './readdir'
 import { rename } from './rename'
 import { rmdir, unlink } from './remove'
@@ -64,7 +65,9 @@ export class UnionFs implements UnionFsApi {
     for (const dir of config.lowers) layers.push(readonlyBranch(dir, layers.length))
     this.layers = layers
     const cache = new DentryCache<Entry>(config.cacheEntries, config.cacheTtlMs, opts.clock)
-    this.resolver = new Resolver(layers, cache, config.xattrNamespace, this.upper !== undefined)
+    // The lower indexes share the dentry cache's budget, counted in names.
+    const lowerIndex = config.cacheEntries > 0 ? new LowerIndex(layers, config.cacheEntries * 4) : undefined
+    this.resolver = new Resolver(layers, cache, config.xattrNamespace, this.upper !== undefined, lowerIndex)
     if (this.upper !== undefined) {
       const work = Workdir.open(config.workdir ?? path.join(config.upper!, '.wh..wh.unionfs-ts'))
       const whiteouts = new Whiteouts(this.upper, config.whiteout, config.xattrNamespace)
