@@ -75,14 +75,11 @@ export class CopyUp {
     const dst = this.work.dir
     let bytes = 0
     try {
-      if (e.stat.isFile()) {
-        bytes = this.copyFile(src, e, tmp, st, opts.size)
-      } else {
-        if (e.stat.isDirectory()) dst.mkdir(tmp, 0o700)
-        else if (e.stat.isSymbolicLink()) dst.symlink(src.readlink(e.top.rel), tmp)
-        else dst.mknod(tmp, Number(st.mode), Number(st.rdev))
-        this.copyMeta(src, e, tmp, st)
-      }
+      if (e.stat.isFile()) bytes = this.copyFile(src, e.top.rel, tmp, st, opts.size)
+      else if (e.stat.isDirectory()) dst.mkdir(tmp, 0o700)
+      else if (e.stat.isSymbolicLink()) dst.symlink(src.readlink(e.top.rel), tmp)
+      else dst.mknod(tmp, Number(st.mode), Number(st.rdev))
+      this.copyMeta(src, e, tmp, st)
       // A copy-up is no change to the parent directory: its times are put
       // back after the rename, as overlayfs does.
       const parent = this.upper.lstat(parentOf(e.path))
@@ -98,6 +95,7 @@ export class CopyUp {
     return fresh
   }
 
+  /** Owner, then mode (chown clears set-ID bits), xattrs, origin, and times last. */
   private copyMeta (src: ReadonlyBranch, e: Entry, tmp: string, st: fs.BigIntStats): void {
     const dst = this.work.dir
     dst.lchown(tmp, Number(st.uid), Number(st.gid))
@@ -111,8 +109,8 @@ export class CopyUp {
     dst.utimens(tmp, timeOf(st.atimeNs), timeOf(st.mtimeNs))
   }
 
-  private copyFile (src: ReadonlyBranch, e: Entry, tmp: string, st: fs.BigIntStats, size?: number): number {
-    const rel = e.top.rel
+  /** The data, up to `size` when a truncate follows; returns the bytes copied. */
+  private copyFile (src: ReadonlyBranch, rel: string, tmp: string, st: fs.BigIntStats, size?: number): number {
     const srcSize = Number(st.size)
     const want = size === undefined ? srcSize : Math.min(size, srcSize)
     const inFd = src.openRead(rel)
@@ -121,15 +119,6 @@ export class CopyUp {
       outFd = this.work.dir.open(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600)
       const bytes = want === 0 ? 0 : copyData(inFd, outFd, want, want === srcSize)
       fs.ftruncateSync(outFd, size ?? srcSize)
-      fs.fchownSync(outFd, Number(st.uid), Number(st.gid))
-      fs.fchmodSync(outFd, Number(st.mode) & 0o7777)
-      for (const name of src.listxattr(rel)) {
-        if (isPrivateXattr(name)) continue
-        const v = src.getxattr(rel, name)
-        if (v !== undefined) native.fsetxattr(outFd, name, v, 0)
-      }
-      native.fsetxattr(outFd, originXattr(this.ns), encodeOrigin(e.ino), 0)
-      native.futimens(outFd, timeOf(st.atimeNs), timeOf(st.mtimeNs))
       return bytes
     } finally {
       fs.closeSync(inFd)
