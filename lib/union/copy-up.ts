@@ -63,6 +63,8 @@ export class CopyUp {
     const e = this.resolver.get(path, syscall)
     if (e.top.layer === 0) return e
     if (!e.isDir) throw fsError('ENOTDIR', syscall, path)
+    // Only a writable branch removed while mounted leaves a root to copy.
+    if (path === '/') throw fsError('ENOENT', syscall, this.upper.root, 'the writable branch is gone')
     this.dir(parentOf(path), syscall)
     return this.copy(e, {})
   }

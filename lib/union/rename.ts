@@ -64,7 +64,7 @@ function move (core: Core, src: Entry, to: string, dst: Entry | undefined): void
   const toDir = parentOf(to)
   const toName = baseName(to)
 
-  const aufsWhiteout = srcBelow && whiteouts.writesAufs()
+  const aufsWhiteout = srcBelow && whiteouts.writesAufs(baseName(from))
   if (aufsWhiteout) {
     core.copyUp.dir(srcDir, 'rename')
     whiteouts.whiteoutBeside(srcDir, baseName(from))

@@ -118,7 +118,8 @@ export class Resolver {
 
   /** Resolves NAME in `parent`'s stack (uncached: the caller caches). */
   child (parent: Entry, name: string, stack: readonly Layered[] = parent.dirs): Entry | undefined {
-    if (isReservedName(name)) return undefined
+    // `.` and `..` never reach a branch: `root + '/a/..'` would leave it.
+    if (isReservedName(name) || name === '.' || name === '..') return undefined
     const path = childRel(parent.path, name)
     const found: Layered[] = []
     let first: fs.BigIntStats | undefined
@@ -188,14 +189,23 @@ export class Resolver {
     return stack.length > 0 && this.child(parent, name, stack) !== undefined
   }
 
+  /**
+   * The root: every branch root from `from` down, cut after an opaque one. A
+   * branch whose root vanished while mounted drops out of the stack, so the
+   * others keep serving.
+   */
   private root (from: number): Entry {
     const dirs: Layered[] = []
+    let st: fs.BigIntStats | undefined
     for (let layer = from; layer < this.layers.length; layer++) {
+      const branch = this.layers[layer]
+      const here = branch.lstat('/')
+      if (here === undefined || !here.isDirectory()) continue
+      st ??= here
       dirs.push({ layer, rel: '/' })
-      if (dirMarks(this.layers[layer], '/', this.ns).opaque) break
+      if (dirMarks(branch, '/', this.ns).opaque) break
     }
-    const st = this.layers[from].lstat('/')
-    if (st === undefined) throw fsError('ENOENT', 'lstat', this.layers[from].root, 'branch root is gone')
+    if (st === undefined) throw fsError('ENOENT', 'lstat', this.layers[from].root, 'every branch root is gone')
     return this.entry('/', true, dirs, st)
   }
 

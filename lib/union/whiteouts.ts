@@ -102,13 +102,26 @@ export function dirMarks (branch: ReadonlyBranch, rel: string, ns: string): DirM
       if (v !== undefined && v.toString() === 'y') opaque = true
     } else if (name === `${ns}.unionfs-ts.redirect` || name === 'trusted.overlay.redirect' || name === 'user.overlay.redirect') {
       const v = branch.getxattr(rel, name)?.toString()
-      if (v !== undefined && v.length > 0 && redirect === undefined) {
-        // overlayfs writes a bare name for a rename within one directory.
-        redirect = v.startsWith('/') ? v : childRel(rel.slice(0, rel.lastIndexOf('/')) || '/', v)
-      }
+      if (v !== undefined && redirect === undefined) redirect = redirectTarget(rel, v)
     }
   }
   return { opaque, redirect }
+}
+
+/**
+ * The path a redirect names, or undefined for a value that is not one. A
+ * layer is not trusted: as overlayfs does, only an absolute path of plain
+ * names, or a single name (a rename within one directory), is followed;
+ * anything with an empty, `.` or `..` part could lead out of the branches.
+ */
+function redirectTarget (rel: string, value: string): string | undefined {
+  const plain = (part: string): boolean => part !== '' && part !== '.' && part !== '..'
+  if (value.startsWith('/')) {
+    const parts = value.slice(1).split('/')
+    return parts.every(plain) ? value : undefined
+  }
+  if (!plain(value) || value.includes('/')) return undefined
+  return childRel(rel.slice(0, rel.lastIndexOf('/')) || '/', value)
 }
 
 export class Whiteouts {
@@ -126,7 +139,7 @@ export class Whiteouts {
   whiteout (dirRel: string, name: string): void {
     // `.wh.` + a name near the 255-byte limit does not fit: such a name gets
     // the device-node form whatever the dialect, where that is possible.
-    if ((this.dialect === 'overlay' || !aufsNameFits(name)) && this.canMknod()) {
+    if (!this.writesAufs(name)) {
       this.upper.mknod(childRel(dirRel, name), fs.constants.S_IFCHR | 0o000, 0)
     } else {
       this.writeAufs(dirRel, name)
@@ -139,15 +152,20 @@ export class Whiteouts {
    * false in the AUFS dialect, where the whiteout is a sibling file instead:
    * the caller then writes it with `whiteout()` and removes the entry.
    */
-  whiteoutForReplace (tmpRel: string, work: WritableBranch): boolean {
-    if (this.writesAufs()) return false
+  whiteoutForReplace (tmpRel: string, name: string, work: WritableBranch): boolean {
+    if (this.writesAufs(name)) return false
     work.mknod(tmpRel, fs.constants.S_IFCHR | 0o000, 0)
     return true
   }
 
-  /** Writes `.wh.NAME` next to an entry that is about to go (AUFS dialect). */
-  writesAufs (): boolean {
-    return this.dialect !== 'overlay' || !this.canMknod()
+  /**
+   * Is a whiteout of NAME written as `.wh.NAME` next to the entry (AUFS
+   * dialect), rather than as a device node in its place? A name too long
+   * for the prefix gets the device node where that is possible.
+   */
+  writesAufs (name: string): boolean {
+    if (!this.canMknod()) return true
+    return this.dialect !== 'overlay' && aufsNameFits(name)
   }
 
   /** Makes the AUFS whiteout `.wh.NAME` in `dirRel`, whatever is at NAME. */

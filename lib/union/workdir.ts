@@ -12,6 +12,7 @@
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { writableBranch, type WritableBranch } from '../branch/branch'
+import { fsError } from '../errors'
 import * as native from '../native'
 
 export class Workdir {
@@ -26,6 +27,11 @@ export class Workdir {
   /** Creates the work dir if needed and sweeps a crash's leftovers. */
   static open (root: string): Workdir {
     fs.mkdirSync(root, { recursive: true, mode: 0o700 })
+    // mkdir accepts an existing symlink to a directory; sweeping through one
+    // would delete whatever it points at. The work dir must be a directory.
+    if (!fs.lstatSync(root).isDirectory()) {
+      throw fsError('ENOTDIR', 'lstat', root, 'the work dir is not a directory (a symlink?)')
+    }
     for (const name of fs.readdirSync(root)) {
       fs.rmSync(path.join(root, name), { recursive: true, force: true })
     }
