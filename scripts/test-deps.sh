@@ -1,0 +1,18 @@
+#!/bin/sh
+# What the test suite needs from Debian beyond a fresh machine: strace (the
+# crash tests stop the daemon between two of its system calls), fio (data
+# verification through the mount) and busybox-static (examples/container.sh).
+# Installed only when missing, and only as root; run by `npm test`.
+set -eu
+missing=
+command -v strace >/dev/null 2>&1 || missing="$missing strace"
+command -v fio >/dev/null 2>&1 || missing="$missing fio"
+dpkg -s busybox-static >/dev/null 2>&1 || missing="$missing busybox-static"
+[ -n "$missing" ] || exit 0
+if [ "$(id -u)" != 0 ]; then
+  echo "test-deps: missing:$missing (install them as root: apt-get install$missing)" >&2
+  exit 1
+fi
+echo "test-deps: installing$missing from Debian"
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
