@@ -1,0 +1,625 @@
+/**
+ * `npm run bench [-- OPTIONS]`: cost against layer depth for unionfs-ts and
+ * its peers. See bench/README.md for what is measured and how to read it.
+ *
+ * The loop: for each depth, for each read workload, for each system, a
+ * mount of its own (so "cold" is cold for the daemon's own caches too):
+ * drop the page cache, run once cold, then warm up to --reps times. Then
+ * each system mounts a fresh writable branch and the writes run in order,
+ * each on every system in turn. Every mount is unmounted in a `finally`,
+ * whatever the workload did. The JSON is rewritten after every workload,
+ * so an interrupted run keeps what it measured.
+ *
+ * Must run as root: mounting overlayfs and bind mounts, dropping caches.
+ */
+import * as fs from 'node:fs'
+import * as os from 'node:os'
+import * as path from 'node:path'
+import { parseArgs } from 'node:util'
+import { cacheDrops, cpuSeconds, dropCaches, killDaemons, killStarted, memoryKiB, sh } from './proc'
+import {
+  daemonTable, depthTable, fmtSeconds, median, mountsCsv, samplesCsv, type MountRecord, type Results, type Sample
+} from './results'
+import { depthSvg } from './svg'
+import { installPeers, makeSystems, SYSTEM_NAMES, type Mounted, type System, type SystemName } from './systems'
+import { buildLayers, buildView, markDirty, restoreFlat, scaledTree, type BuiltLayers, type BuiltView, type TreeParams } from './tree'
+import { WORKLOADS, WORKLOAD_IDS, type Measure, type Temp, type Workload, type WorkloadCtx } from './workloads'
+
+const REPO = path.resolve(__dirname, '..', '..')
+/** Warm runs longer than this are not repeated. */
+const REPEAT_UNDER_S = 1
+
+/**
+ * The two modes. The full matrix with issue 3's 20k-file tree (FULL_TREE,
+ * `--files 20000`) takes about an hour on a 2-core VM: the FUSE peers and
+ * cache=off need tens of seconds per cold walk at depth 64 and 128. To
+ * stay under 20 minutes the full mode uses a quarter of it (5k files in
+ * 250 directories; the writes scale alike; the every-layer directory keeps
+ * 625 entries, the big file 256 MiB), a 20 s limit per run, and repeats
+ * only warm runs under a second. Quick: 2k files, depths 1 and 16,
+ * without cache=off (its cold walks alone take minutes), 8 s limit.
+ */
+interface Preset {
+  files: number
+  bigMiB: number
+  depths: number[]
+  systems: SystemName[]
+  reps: number
+  warmBudgetS: number
+  timeoutS: number
+}
+
+const FULL: Preset = {
+  files: 5000,
+  bigMiB: 256,
+  depths: [1, 4, 16, 64, 128],
+  systems: [...SYSTEM_NAMES],
+  reps: 3,
+  warmBudgetS: 6,
+  timeoutS: 20
+}
+
+const QUICK: Preset = {
+  files: 2000,
+  bigMiB: 64,
+  depths: [1, 16],
+  systems: SYSTEM_NAMES.filter(s => s !== 'unionfs-ts-nocache'),
+  reps: 2,
+  warmBudgetS: 3,
+  timeoutS: 8
+}
+
+const USAGE = `usage: npm run bench -- [OPTIONS]     (as root)
+
+  --quick            2k files, depths 1 and 16, no cache=off, 8 s limit:
+                     under 3 minutes (default: the full mode, 5k files,
+                     depths 1 to 128, every system, 20 s limit: under 20)
+  --dir DIR          where trees, mounts and scratch go (default /var/tmp/unionfs-ts-bench)
+  --out DIR          where results go (default bench/results)
+  --name NAME        results file name stem (default: full or quick)
+  --depths 1,4,16    layer depths
+  --systems a,b      of: ${SYSTEM_NAMES.join(', ')}
+  --workloads a,b    of: ${WORKLOAD_IDS.join(', ')}
+  --files N          small files in the tree (the other counts scale with it;
+                     20000 is issue 3's tree)
+  --big-mib N        size of the big file
+  --reps N           warm repetitions (the median is reported)
+  --timeout S        time limit of one workload run
+  --no-install       do not install missing peers with apt-get
+  --unionfs-ts BIN   the unionfs-ts command (default bin/unionfs-ts.js of this checkout)
+`
+
+interface Config {
+  mode: string
+  name: string
+  dir: string
+  out: string
+  depths: number[]
+  systems: SystemName[]
+  workloads: Workload[]
+  params: TreeParams
+  reps: number
+  /** Warm repetitions stop once they have taken this long together. */
+  warmBudgetS: number
+  timeoutS: number
+  install: boolean
+  bin: string
+}
+
+function list (s: string | undefined): string[] | undefined {
+  return s === undefined ? undefined : s.split(',').map(x => x.trim()).filter(x => x !== '')
+}
+
+function parseConfig (argv: string[]): Config | undefined {
+  const { values: v } = parseArgs({
+    args: argv,
+    options: {
+      quick: { type: 'boolean' },
+      dir: { type: 'string' },
+      out: { type: 'string' },
+      name: { type: 'string' },
+      depths: { type: 'string' },
+      systems: { type: 'string' },
+      workloads: { type: 'string' },
+      files: { type: 'string' },
+      'big-mib': { type: 'string' },
+      reps: { type: 'string' },
+      timeout: { type: 'string' },
+      'no-install': { type: 'boolean' },
+      'unionfs-ts': { type: 'string' },
+      help: { type: 'boolean', short: 'h' }
+    }
+  })
+  if (v.help === true) {
+    process.stdout.write(USAGE)
+    return undefined
+  }
+  const quick = v.quick === true
+  const num = (s: string | undefined, dflt: number, what: string): number => {
+    if (s === undefined) return dflt
+    const n = Number(s)
+    if (!Number.isFinite(n) || n <= 0) throw new Error(`--${what}: expected a positive number, got '${s}'`)
+    return n
+  }
+  const preset = quick ? QUICK : FULL
+  const files = num(v.files, preset.files, 'files')
+  const bigMiB = num(v['big-mib'], preset.bigMiB, 'big-mib')
+  const systems = (list(v.systems) ?? preset.systems) as SystemName[]
+  for (const s of systems) if (!SYSTEM_NAMES.includes(s)) throw new Error(`--systems: unknown system '${s}'`)
+  const wl = list(v.workloads) ?? WORKLOAD_IDS
+  for (const w of wl) if (!WORKLOAD_IDS.includes(w)) throw new Error(`--workloads: unknown workload '${w}'`)
+  const depths = (list(v.depths)?.map(d => num(d, 1, 'depths')) ?? preset.depths)
+  const mode = quick ? 'quick' : 'full'
+  return {
+    mode,
+    name: v.name ?? mode,
+    dir: path.resolve(v.dir ?? '/var/tmp/unionfs-ts-bench'),
+    out: path.resolve(v.out ?? path.join(REPO, 'bench', 'results')),
+    depths: [...new Set(depths.map(Math.round))].sort((a, b) => a - b),
+    systems: SYSTEM_NAMES.filter(s => systems.includes(s)),
+    workloads: WORKLOADS.filter(w => wl.includes(w.id)),
+    params: scaledTree(Math.round(files), Math.round(bigMiB)),
+    reps: Math.round(num(v.reps, preset.reps, 'reps')),
+    warmBudgetS: preset.warmBudgetS,
+    timeoutS: num(v.timeout, preset.timeoutS, 'timeout'),
+    install: v['no-install'] !== true,
+    bin: path.resolve(v['unionfs-ts'] ?? path.join(REPO, 'bin', 'unionfs-ts.js'))
+  }
+}
+
+function log (s: string): void {
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${s}\n`)
+}
+
+function host (dir: string): Record<string, string> {
+  const q = (cmd: string): string => { try { return sh(cmd).trim() } catch { return 'unknown' } }
+  return {
+    kernel: os.release(),
+    cpu: os.cpus()[0]?.model ?? 'unknown',
+    cpus: String(os.cpus().length),
+    memoryGiB: (os.totalmem() / 2 ** 30).toFixed(1),
+    node: process.version,
+    filesystem: q(`stat -f -c %T '${dir}'`),
+    device: q(`df --output=source '${dir}' | tail -1`),
+    rotational: q(`cat /sys/block/$(basename $(df --output=source '${dir}' | tail -1))/queue/rotational 2>/dev/null`)
+  }
+}
+
+let interrupted = false
+
+/** The newest modification time under a directory: tells whether the code under test changed mid-run. */
+function newestMtime (dir: string): number {
+  let newest = 0
+  const walk = (d: string): void => {
+    let names: fs.Dirent[] = []
+    try { names = fs.readdirSync(d, { withFileTypes: true }) } catch { return }
+    for (const n of names) {
+      const p = path.join(d, n.name)
+      if (n.isDirectory()) walk(p)
+      else {
+        try { newest = Math.max(newest, fs.statSync(p).mtimeMs) } catch {}
+      }
+    }
+  }
+  walk(dir)
+  return newest
+}
+
+function loadAverage (): number {
+  return Number(os.loadavg()[0].toFixed(2))
+}
+
+function cpuPressure (): number | undefined {
+  try {
+    const m = /^some avg10=([0-9.]+)/m.exec(fs.readFileSync('/proc/pressure/cpu', 'utf8'))
+    return m === null ? undefined : Number(m[1])
+  } catch {
+    return undefined
+  }
+}
+
+class Bench {
+  readonly res: Results
+  private readonly systems: Map<SystemName, System>
+
+  constructor (readonly cfg: Config, argv: string[]) {
+    this.systems = makeSystems(path.join(cfg.dir, 'tools'), cfg.bin)
+    this.res = {
+      meta: {
+        started: new Date().toISOString(),
+        mode: cfg.mode,
+        command: ['npm run bench --', ...argv].join(' ').replace(/ --$/, ''),
+        host: host(cfg.dir),
+        params: cfg.params,
+        depths: cfg.depths,
+        systems: {},
+        skipped: {},
+        workloads: Object.fromEntries(cfg.workloads.map(w => [w.id, w.title])),
+        timeoutSeconds: cfg.timeoutS,
+        warmReps: cfg.reps,
+        notes: []
+      },
+      samples: [],
+      mounts: []
+    }
+  }
+
+  async prepare (): Promise<System[]> {
+    fs.mkdirSync(path.join(this.cfg.dir, 'tools'), { recursive: true })
+    if (this.cfg.install) await installPeers(this.cfg.systems, path.join(this.cfg.dir, 'tools'), log)
+    const ready: System[] = []
+    for (const name of this.cfg.systems) {
+      const sys = this.systems.get(name)
+      if (sys === undefined) continue
+      const why = sys.unavailable()
+      if (why !== undefined) {
+        this.res.meta.skipped[name] = why
+        log(`skipping ${name}: ${why}`)
+        continue
+      }
+      this.res.meta.systems[name] = sys.version()
+      ready.push(sys)
+    }
+    return ready
+  }
+
+  private record (s: Sample): void {
+    const i = this.res.samples.findIndex(x => x.system === s.system && x.depth === s.depth && x.workload === s.workload && x.temp === s.temp)
+    if (i >= 0) this.res.samples[i] = s
+    else this.res.samples.push(s)
+  }
+
+  /** The sample for a workload from its runs; the check compared with the view or with native's. */
+  private sample (sys: System, depth: number, w: Workload, temp: Temp, ctx: WorkloadCtx, runs: Measure[], cpu: number[]): Sample {
+    const good = runs.filter(m => m.error === undefined)
+    const seconds = median(good.map(m => m.seconds))
+    const mid = good.length === 0 ? undefined : good.find(m => m.seconds === seconds) ?? good[good.length >> 1]
+    const bad = runs.find(m => m.error !== undefined)
+    let expected = w.expect?.(ctx)
+    if (expected === undefined && sys.name !== 'native') {
+      expected = this.res.samples.find(x => x.system === 'native' && x.depth === depth && x.workload === w.id && x.checkOk !== false)?.check
+    }
+    const check = mid?.check ?? bad?.check
+    const s: Sample = {
+      system: sys.name,
+      depth,
+      workload: w.id,
+      temp,
+      seconds,
+      runs: good.map(m => m.seconds),
+      ...(cpu.length > 0 ? { daemonCpu: median(cpu) ?? undefined } : {}),
+      ...(check !== undefined ? { check } : {}),
+      ...(expected !== undefined ? { expected } : {}),
+      ...(check !== undefined && expected !== undefined ? { checkOk: check === expected } : {}),
+      ...(runs.some(m => m.drops !== undefined) ? { drops: runs.reduce((a, m) => a + (m.drops ?? 0), 0) } : {}),
+      ...(bad?.error !== undefined ? { error: bad.error } : {}),
+      ...(runs.some(m => m.timedOut === true) ? { timedOut: true } : {})
+    }
+    this.record(s)
+    return s
+  }
+
+  private async mount (sys: System, layers: BuiltLayers, view: BuiltView, group: string, fresh: boolean): Promise<{ m: Mounted, rec: MountRecord }> {
+    const base = path.join(this.cfg.dir, 'runs', sys.name)
+    const spec = {
+      layers: layers.layers,
+      flat: view.flat,
+      upper: path.join(base, 'upper'),
+      work: path.join(base, 'work'),
+      mnt: path.join(this.cfg.dir, 'mnt', sys.name),
+      log: path.join(base, 'daemon.log')
+    }
+    if (fresh) {
+      fs.rmSync(spec.upper, { recursive: true, force: true })
+      fs.rmSync(spec.work, { recursive: true, force: true })
+    }
+    for (const d of [spec.upper, spec.work, spec.mnt]) fs.mkdirSync(d, { recursive: true })
+    spec.mnt = fs.realpathSync(spec.mnt)
+    const rec: MountRecord = { system: sys.name, depth: layers.depth, group, mountSeconds: 0, load1: loadAverage() }
+    const psi = cpuPressure()
+    if (psi !== undefined) rec.cpuPressure = psi
+    this.res.mounts.push(rec)
+    const t0 = process.hrtime.bigint()
+    try {
+      const m = await sys.mount(spec)
+      rec.mountSeconds = Number(process.hrtime.bigint() - t0) / 1e9
+      if (m.pid !== undefined) rec.pid = m.pid
+      return { m, rec }
+    } catch (err) {
+      rec.mountSeconds = Number(process.hrtime.bigint() - t0) / 1e9
+      rec.error = (err as Error).message
+      throw err
+    }
+  }
+
+  private async unmount (m: Mounted, rec: MountRecord): Promise<void> {
+    if (m.pid !== undefined) {
+      const cpu = cpuSeconds(m.pid)
+      const mem = memoryKiB(m.pid)
+      if (cpu !== undefined) rec.cpuSeconds = cpu
+      if (mem !== undefined && Number.isFinite(mem.hwm)) rec.peakRssKiB = mem.hwm
+    }
+    await m.unmount()
+  }
+
+  private ctx (m: Mounted, view: BuiltView, layers: BuiltLayers): WorkloadCtx {
+    return {
+      mnt: m.mnt,
+      view,
+      layers,
+      worker: path.join(__dirname, 'worker.js'),
+      timeoutMs: this.cfg.timeoutS * 1000,
+      bigMiB: this.cfg.params.bigBytes >> 20
+    }
+  }
+
+  private async timedRun (w: Workload, ctx: WorkloadCtx, pid: number | undefined, cpu: number[]): Promise<Measure> {
+    const c0 = pid !== undefined ? cpuSeconds(pid) : undefined
+    const d0 = cacheDrops()
+    const m = await w.run(ctx)
+    const d1 = cacheDrops()
+    const c1 = pid !== undefined ? cpuSeconds(pid) : undefined
+    if (c0 !== undefined && c1 !== undefined) cpu.push(c1 - c0)
+    if (Number.isFinite(d1 - d0)) m.drops = d1 - d0
+    return m
+  }
+
+  /**
+   * Costs grow with depth: a workload that went over the time limit at a
+   * shallower depth would again, so it is recorded as over the limit
+   * without spending the limit once more. Returns whether it was skipped.
+   */
+  private skipOverLimit (sys: System, depth: number, w: Workload, temps: readonly Temp[]): boolean {
+    const before = this.res.samples.find(x => x.system === sys.name && x.workload === w.id && x.temp === 'cold' &&
+      x.depth < depth && x.timedOut === true)
+    if (before === undefined) return false
+    for (const temp of temps) {
+      this.record({ system: sys.name, depth, workload: w.id, temp, seconds: null, runs: [], timedOut: true, skipped: `over the limit at depth ${before.depth}` })
+    }
+    log(`${sys.name} d${depth} ${w.id}: not run, over the limit at depth ${before.depth}`)
+    return true
+  }
+
+  /** One read workload on its own mount: cold once, then warm. */
+  private async readWorkload (sys: System, view: BuiltView, layers: BuiltLayers, w: Workload): Promise<void> {
+    if (this.skipOverLimit(sys, layers.depth, w, ['cold', 'warm'])) return
+    const fail = (msg: string): void => {
+      for (const temp of ['cold', 'warm'] as const) this.record({ system: sys.name, depth: layers.depth, workload: w.id, temp, seconds: null, runs: [], error: msg })
+    }
+    let mounted: { m: Mounted, rec: MountRecord }
+    try {
+      mounted = await this.mount(sys, layers, view, w.id, false)
+    } catch (err) {
+      fail(`mount: ${(err as Error).message}`)
+      log(`${sys.name} d${layers.depth} ${w.id}: mount failed: ${(err as Error).message}`)
+      return
+    }
+    const { m, rec } = mounted
+    try {
+      const ctx = this.ctx(m, view, layers)
+      dropCaches()
+      const cpuCold: number[] = []
+      const cold = await this.timedRun(w, ctx, m.pid, cpuCold)
+      const sc = this.sample(sys, layers.depth, w, 'cold', ctx, [cold], cpuCold)
+      const warm: Measure[] = []
+      const cpuWarm: number[] = []
+      if (cold.error === undefined && !interrupted) {
+        // Repeat only what is cheap: a run slower than a second says its
+        // median no better than one run does, and the budget is the matrix.
+        let spent = 0
+        for (let r = 0; r < this.cfg.reps && !interrupted; r++) {
+          const x = await this.timedRun(w, ctx, m.pid, cpuWarm)
+          warm.push(x)
+          spent += x.seconds
+          if (x.error !== undefined || x.seconds > REPEAT_UNDER_S || spent > this.cfg.warmBudgetS) break
+        }
+      }
+      let sw: Sample
+      if (warm.length > 0) {
+        sw = this.sample(sys, layers.depth, w, 'warm', ctx, warm, cpuWarm)
+      } else {
+        sw = { system: sys.name, depth: layers.depth, workload: w.id, temp: 'warm', seconds: null, runs: [], skipped: cold.timedOut === true ? 'the cold run went over the limit' : 'the cold run failed' }
+        if (cold.timedOut === true) sw.timedOut = true
+        this.record(sw)
+      }
+      log(`${sys.name} d${layers.depth} ${w.id}: cold ${show(sc)}, warm ${show(sw)}`)
+    } finally {
+      await this.unmount(m, rec)
+    }
+  }
+
+  /**
+   * The writes, in order, each system on its own mount over a fresh
+   * writable branch. All systems' mounts are up together so that each
+   * write runs on every system back to back, under the same conditions.
+   */
+  private async writeWorkloads (systems: System[], view: BuiltView, layers: BuiltLayers, ws: Workload[]): Promise<void> {
+    const up: Array<{ sys: System, m: Mounted, rec: MountRecord }> = []
+    try {
+      for (const sys of systems) {
+        if (interrupted) break
+        try {
+          const { m, rec } = await this.mount(sys, layers, view, 'writes', true)
+          if (sys.writesFlat) markDirty(view)
+          up.push({ sys, m, rec })
+        } catch (err) {
+          for (const w of ws) this.record({ system: sys.name, depth: layers.depth, workload: w.id, temp: 'cold', seconds: null, runs: [], error: `mount: ${(err as Error).message}` })
+          log(`${sys.name} d${layers.depth} writes: mount failed: ${(err as Error).message}`)
+        }
+      }
+      for (const w of ws) {
+        for (const { sys, m } of up) {
+          if (interrupted) break
+          if (this.skipOverLimit(sys, layers.depth, w, ['cold'])) continue
+          const ctx = this.ctx(m, view, layers)
+          dropCaches()
+          await w.prepare?.(ctx)
+          const cpu: number[] = []
+          const x = await this.timedRun(w, ctx, m.pid, cpu)
+          const s = this.sample(sys, layers.depth, w, 'cold', ctx, [x], cpu)
+          log(`${sys.name} d${layers.depth} ${w.id}: ${show(s)}`)
+        }
+      }
+    } finally {
+      for (const { sys, m, rec } of up) {
+        try {
+          await this.unmount(m, rec)
+        } catch (err) {
+          log(`${sys.name}: unmounting ${m.mnt} failed: ${(err as Error).message}`)
+        } finally {
+          if (sys.writesFlat) restoreFlat(view)
+        }
+      }
+    }
+  }
+
+  /**
+   * Depth outermost (a run cut short still has whole depths), then the
+   * workload, then the system: every system runs a workload within a
+   * minute or so of the others, so load from elsewhere on the machine
+   * drifts less between the numbers a ratio compares.
+   */
+  async runAll (ready: System[]): Promise<void> {
+    const treeRoot = path.join(this.cfg.dir, 'trees')
+    fs.mkdirSync(treeRoot, { recursive: true })
+    let t = Date.now()
+    const view = buildView(treeRoot, this.cfg.params, log)
+    const layersByDepth = new Map<number, BuiltLayers>()
+    for (const d of this.cfg.depths) layersByDepth.set(d, buildLayers(treeRoot, this.cfg.params, d, log))
+    log(`trees ready in ${((Date.now() - t) / 1000).toFixed(1)} s`)
+    const reads = this.cfg.workloads.filter(w => w.kind === 'read')
+    const writes = this.cfg.workloads.filter(w => w.kind === 'write')
+    for (const depth of this.cfg.depths) {
+      const layers = layersByDepth.get(depth)
+      if (layers === undefined) continue
+      t = Date.now()
+      try {
+        for (const w of reads) {
+          for (const sys of ready) {
+            if (interrupted) return
+            await this.readWorkload(sys, view, layers, w)
+          }
+          this.save(false)
+        }
+        if (writes.length > 0 && !interrupted) await this.writeWorkloads(ready, view, layers, writes)
+      } finally {
+        fs.rmSync(path.join(this.cfg.dir, 'runs'), { recursive: true, force: true })
+      }
+      log(`depth ${depth} took ${((Date.now() - t) / 1000).toFixed(1)} s`)
+      this.save(false)
+    }
+  }
+
+  save (final: boolean): void {
+    fs.mkdirSync(this.cfg.out, { recursive: true })
+    if (final) this.res.meta.finished = new Date().toISOString()
+    const stem = path.join(this.cfg.out, this.cfg.name)
+    fs.writeFileSync(`${stem}.json`, JSON.stringify(this.res, null, 1) + '\n')
+    fs.writeFileSync(`${stem}.csv`, samplesCsv(this.res))
+    fs.writeFileSync(`${stem}-daemons.csv`, mountsCsv(this.res))
+    const svg = this.cfg.name === 'full' ? 'depth.svg' : `depth-${this.cfg.name}.svg`
+    fs.writeFileSync(path.join(this.cfg.out, svg), depthSvg(this.res))
+  }
+
+  /** How busy the machine was: numbers from a run on a loaded machine are worth less. */
+  environment (): string {
+    const psi = this.res.mounts.map(m => m.cpuPressure).filter((x): x is number => x !== undefined)
+    const drops = this.res.samples.reduce((a, s) => a + (s.drops ?? 0), 0)
+    const disturbed = this.res.samples.filter(s => s.temp === 'warm' && (s.drops ?? 0) > 0).length
+    const warm = this.res.samples.filter(s => s.temp === 'warm' && s.seconds !== null).length
+    const lines = ['the machine during the run:']
+    if (psi.length > 0) {
+      lines.push(`  CPU pressure when mounting (PSI some avg10): median ${median(psi)?.toFixed(0) ?? '?'}%, max ${Math.max(...psi).toFixed(0)}%` +
+        ' (near 0 on an idle machine; high means other work competed for the 2 CPUs)')
+    }
+    lines.push(`  page-cache drops by others while workloads ran: ${drops}; warm samples with at least one: ${disturbed} of ${warm}`)
+    return lines.join('\n')
+  }
+
+  report (): string {
+    const parts: string[] = []
+    parts.push(`unionfs-ts bench, ${this.res.meta.mode} mode: ${this.cfg.params.files} files in ${this.cfg.params.dirs} dirs, ` +
+      `big file ${this.cfg.params.bigBytes >> 20} MiB; warm = median of up to ${this.cfg.reps}; limit ${this.cfg.timeoutS} s a run`)
+    for (const [n, v] of Object.entries(this.res.meta.systems)) parts.push(`  ${n}: ${v}`)
+    for (const [n, v] of Object.entries(this.res.meta.skipped)) parts.push(`  ${n}: skipped, ${v}`)
+    for (const d of this.cfg.depths) parts.push('', depthTable(this.res, d))
+    const dt = daemonTable(this.res)
+    if (dt !== '') parts.push('', dt)
+    parts.push('', this.environment())
+    const over = this.res.samples.filter(s => s.skipped === undefined && s.timedOut === true)
+    if (over.length > 0) {
+      parts.push('', `over the ${this.cfg.timeoutS} s limit (deeper depths of these were not run):`)
+      parts.push('  ' + over.map(s => `${s.system} d${s.depth} ${s.workload}`).join(', '))
+    }
+    const bad = this.res.samples.filter(s => s.skipped === undefined && s.timedOut !== true && (s.error !== undefined || s.checkOk === false))
+    if (bad.length > 0) {
+      parts.push('', 'errors and wrong results:')
+      for (const s of bad) {
+        const what = s.error ?? `check ${String(s.check)} != expected ${String(s.expected)}`
+        parts.push(`  ${s.system} d${s.depth} ${s.workload} ${s.temp}: ${what}`)
+      }
+    }
+    return parts.join('\n') + '\n'
+  }
+}
+
+function show (s: Sample): string {
+  if (s.skipped !== undefined) return `not run (${s.skipped})`
+  if (s.seconds === null) return s.timedOut === true ? 'over the time limit' : `error (${s.error ?? '?'})`
+  return `${fmtSeconds(s.seconds)} s${s.daemonCpu !== undefined ? ` (daemon ${fmtSeconds(s.daemonCpu)} s cpu)` : ''}${s.checkOk === false ? ` WRONG: ${String(s.check)} != ${String(s.expected)}` : ''}${s.error !== undefined ? ` [${s.error}]` : ''}`
+}
+
+async function main (argv: string[]): Promise<number> {
+  let cfg: Config | undefined
+  try {
+    cfg = parseConfig(argv)
+  } catch (err) {
+    process.stderr.write(`bench: ${(err as Error).message}\n${USAGE}`)
+    return 2
+  }
+  if (cfg === undefined) return 0
+  if (process.getuid?.() !== 0) {
+    process.stderr.write('bench: must run as root (mounts, drop_caches)\n')
+    return 1
+  }
+  const repoDir = path.relative(REPO, cfg.dir)
+  if (!repoDir.startsWith('..') && !path.isAbsolute(repoDir)) {
+    process.stderr.write(`bench: --dir must be outside the repository (${REPO})\n`)
+    return 2
+  }
+  let signals = 0
+  const onSignal = (): void => {
+    signals++
+    interrupted = true
+    log(signals === 1 ? 'interrupted: stopping the running workload, unmounting' : 'interrupted again: killing the daemons')
+    killStarted()
+    if (signals > 1) killDaemons()
+  }
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
+  const bench = new Bench(cfg, argv)
+  const t0 = Date.now()
+  const libDir = path.join(path.dirname(path.dirname(cfg.bin)), 'dist', 'lib')
+  const libBefore = newestMtime(libDir)
+  const ready = await bench.prepare()
+  try {
+    await bench.runAll(ready)
+  } finally {
+    if (newestMtime(libDir) !== libBefore) {
+      const note = `${libDir} changed during the run: later mounts may have run newer code than earlier ones`
+      bench.res.meta.notes.push(note)
+      log(note)
+    }
+    bench.save(true)
+  }
+  process.stdout.write(bench.report())
+  log(`done in ${((Date.now() - t0) / 1000).toFixed(0)} s; results in ${cfg.out}`)
+  return interrupted ? 130 : 0
+}
+
+main(process.argv.slice(2)).then(
+  code => { process.exitCode = code },
+  (err: unknown) => {
+    process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
+    process.exitCode = 1
+  })
