@@ -65,6 +65,8 @@ OPTIONS (comma-separated):
   entry_timeout=S, attr_timeout=S, negative_timeout=S
                          kernel caching in seconds (default 1)
   writeback              the kernel's writeback cache
+  passthrough=on|off     the kernel reads and writes opened files itself
+                         (Linux 6.9+, as root; default on)
   allow_other            let other users in (default as root)
   ro                     every branch read-only
   fsname=NAME            the source shown in /proc/mounts

@@ -39,23 +39,11 @@
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import type { UnionConfig, WhiteoutDialect } from './union/config'
+import type { FuseMountOptions } from './fuse/types'
 
-/** The kernel-facing settings handed to the FUSE transport's mountFuse(). */
-export interface FuseMountOptions {
-  readonly fsname: string
-  /** Seconds the kernel may cache a name lookup, an inode's attributes, a failed lookup. */
-  readonly entryTimeout: number
-  readonly attrTimeout: number
-  readonly negativeTimeout: number
-  /** The kernel's writeback cache for writes. */
-  readonly writeback: boolean
-  /** One log line per request and reply, on stderr. */
-  readonly debug: boolean
-  /** Let users other than the mounting one in. */
-  readonly allowOther: boolean
-  /** No writable branch: the kernel answers EROFS itself (access(W_OK) included). */
-  readonly readOnly: boolean
-}
+export type { FuseMountOptions }
+/** The kernel-facing settings handed to the FUSE transport, every one spelled out. */
+export type FuseSettings = Readonly<Required<Omit<FuseMountOptions, 'useMountCommand'>>>
 
 export type Backend = 'protocol' | 'fuse-native'
 
@@ -63,7 +51,7 @@ export interface Options {
   readonly union: UnionConfig
   /** Absolute real path of the mountpoint. */
   readonly mountpoint: string
-  readonly fuse: FuseMountOptions
+  readonly fuse: FuseSettings
   readonly backend: Backend
   /** Where the daemon's stdout and stderr go (absolute); undefined: /dev/null. */
   readonly log?: string
@@ -87,6 +75,7 @@ export interface MountSettings {
   attrTimeout?: number
   negativeTimeout?: number
   writeback?: boolean
+  passthrough?: boolean
   debug?: boolean
   allowOther?: boolean
   fsname?: string
@@ -256,6 +245,7 @@ function applyOption (spec: Partial<MountSpec>, item: string): void {
     case 'attr_timeout': spec.attrTimeout = parseNumber(key, value, false); return
     case 'negative_timeout': spec.negativeTimeout = parseNumber(key, value, false); return
     case 'writeback': spec.writeback = parseBool(key, value); return
+    case 'passthrough': spec.passthrough = parseBool(key, value); return
     case 'debug': spec.debug = parseBool(key, value); return
     case 'allow_other': spec.allowOther = parseBool(key, value); return
     case 'fsname': spec.fsname = needValue(key, value); return
@@ -476,12 +466,13 @@ export function resolveOptions (spec: MountSpec): Options {
   const cacheTtlMs = nonNegative('cache_ttl', spec.cacheTtlMs, true) ?? 0
   // cache=off is for branches changed behind the mount's back: the kernel must not cache either.
   const kernelDefault = cacheOff ? 0 : DEFAULT_KERNEL_TIMEOUT
-  const fuse: FuseMountOptions = Object.freeze({
+  const fuse: FuseSettings = Object.freeze({
     fsname: spec.fsname ?? DEFAULT_FSNAME,
     entryTimeout: nonNegative('entry_timeout', spec.entryTimeout, false) ?? kernelDefault,
     attrTimeout: nonNegative('attr_timeout', spec.attrTimeout, false) ?? kernelDefault,
     negativeTimeout: nonNegative('negative_timeout', spec.negativeTimeout, false) ?? kernelDefault,
     writeback: spec.writeback ?? false,
+    passthrough: spec.passthrough ?? true,
     debug: spec.debug ?? false,
     allowOther: spec.allowOther ?? isRoot(),
     readOnly: upper === undefined || spec.readOnly === true
@@ -619,6 +610,7 @@ export function toArgs (options: Options): string[] {
     `attr_timeout=${fuse.attrTimeout}`,
     `negative_timeout=${fuse.negativeTimeout}`,
     `writeback=${fuse.writeback ? 'on' : 'off'}`,
+    `passthrough=${fuse.passthrough ? 'on' : 'off'}`,
     `debug=${fuse.debug ? 'on' : 'off'}`,
     `allow_other=${fuse.allowOther ? 'on' : 'off'}`,
     `fsname=${escapeValue(fuse.fsname)}`,

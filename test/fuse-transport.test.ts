@@ -170,8 +170,8 @@ t.test('times split into seconds and nanoseconds', async (t) => {
   t.same(splitMs(999.9999999999), { sec: 1, nsec: 0 }, 'rounding carries into the seconds')
 })
 
-t.test('a passthrough mount with default options', async (t) => {
-  const s = await serve(t)
+t.test('a mount with passthrough off: every read and write reaches the server', async (t) => {
+  const s = await serve(t, { passthrough: false })
   t.ok(isMounted(s.mnt), 'the mount is in /proc/mounts')
   const line = fs.readFileSync('/proc/mounts', 'utf8').split('\n').find((l) => l.split(' ')[1] === s.mnt) ?? ''
   t.match(line, /^unionfs-ts \S+ fuse\.unionfs-ts .*default_permissions.*allow_other/, 'fsname, type and options')

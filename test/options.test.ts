@@ -76,7 +76,7 @@ t.test('branch-list syntax', async t => {
   t.equal(o.mountpoint, tr.m)
   t.same(o.fuse, {
     fsname: 'unionfs-ts', entryTimeout: 1, attrTimeout: 1, negativeTimeout: 1,
-    writeback: false, debug: false, allowOther: isRoot, readOnly: false
+    writeback: false, passthrough: true, debug: false, allowOther: isRoot, readOnly: false
   })
   t.equal(o.backend, 'protocol')
   t.equal(o.foreground, false)
@@ -133,7 +133,7 @@ t.test('options: flags, -o forms and values', async t => {
   t.equal(o.union.cacheTtlMs, 500)
   t.same(o.fuse, {
     fsname: 'myunion', entryTimeout: 0.5, attrTimeout: 2, negativeTimeout: 0,
-    writeback: true, debug: true, allowOther: true, readOnly: false
+    writeback: true, passthrough: true, debug: true, allowOther: true, readOnly: false
   })
   t.equal(o.log, path.resolve('unionfs.log'), 'log= is made absolute')
   t.notOk(fs.existsSync(path.resolve('unionfs.log')), 'and not created by parsing')
@@ -145,8 +145,8 @@ t.test('options: flags, -o forms and values', async t => {
   const offKeep = parseOptions(['-o', 'cache=off,attr_timeout=3', tr.a, tr.m])
   t.equal(offKeep.fuse.attrTimeout, 3, 'an explicit timeout still wins')
 
-  const bools = parseOptions(['-o', 'writeback=on,debug=off,allow_other=no', tr.a, tr.m])
-  t.same([bools.fuse.writeback, bools.fuse.debug, bools.fuse.allowOther], [true, false, false])
+  const bools = parseOptions(['-o', 'writeback=on,debug=off,allow_other=no,passthrough=off', tr.a, tr.m])
+  t.same([bools.fuse.writeback, bools.fuse.debug, bools.fuse.allowOther, bools.fuse.passthrough], [true, false, false, false])
 
   const d = parseOptions(['-d', tr.a, tr.m])
   t.ok(d.fuse.debug && d.foreground, '-d is debug in the foreground')

@@ -7,9 +7,11 @@
  * mount would wait for our answer. The mount is made by mount(2) through
  * the native addon when it is built (mount(2) does not wait for INIT, so
  * the synchronous call is safe), else by `mount -i -t fuse.unionfs-ts` with
- * the device as the child's fd 3. Root only (mounting needs CAP_SYS_ADMIN);
- * always with default_permissions, so the kernel checks permissions against
- * the attributes we report.
+ * the device as the child's fd 3. The addon also brings the passthrough
+ * ioctls (passthrough.ts); without it every file is served through the
+ * daemon. Root only (mounting needs CAP_SYS_ADMIN); always with
+ * default_permissions, so the kernel checks permissions against the
+ * attributes we report.
  *
  * Unmounting always goes through umount(8) in a child process: umount(2)
  * from this thread could deadlock, as the kernel writes dirty pages back
@@ -24,6 +26,7 @@ import * as path from 'node:path'
 import type { UnionFsApi } from '../union/types'
 import { debugFromEnv } from './log'
 import { mountFd, unmountPath } from './mount-cmd'
+import type { BackingIoctls } from './passthrough'
 import { FuseConnection } from './session'
 import type { FuseMountOptions, FuseSession } from './types'
 
@@ -34,10 +37,13 @@ const MS_RDONLY = 1
 
 type Mount2 = (source: string, target: string, fstype: string, flags: number, data: string) => void
 
-/** mount(2) from the native addon, or undefined when the addon is not built. */
-async function loadMount2 (): Promise<Mount2 | undefined> {
+interface Native { mount2: Mount2, backing: BackingIoctls }
+
+/** mount(2) and the backing-file ioctls from the native addon, or undefined when it is not built. */
+async function loadNative (): Promise<Native | undefined> {
   try {
-    return (await import('../native')).mount
+    const n = await import('../native')
+    return { mount2: n.mount, backing: { open: n.fuseBackingOpen, close: n.fuseBackingClose } }
   } catch {
     return undefined
   }
@@ -78,6 +84,7 @@ export async function mountFuse (unionFs: UnionFsApi, mountpoint: string, opts: 
     attrTimeout: seconds(opts.attrTimeout, 'attrTimeout', 1),
     negativeTimeout: seconds(opts.negativeTimeout, 'negativeTimeout', 1),
     writeback: opts.writeback === true,
+    passthrough: opts.passthrough ?? true,
     debug: opts.debug === true || debugFromEnv()
   }
   const uid = process.getuid?.() ?? 0
@@ -93,8 +100,9 @@ export async function mountFuse (unionFs: UnionFsApi, mountpoint: string, opts: 
   } catch (err) {
     throw new Error(`mounting ${mnt} failed: cannot open /dev/fuse: ${(err as Error).message}`)
   }
-  const mount2 = opts.useMountCommand === true ? undefined : await loadMount2()
-  const conn = new FuseConnection({ fd, ...config })
+  const native = await loadNative()
+  const mount2 = opts.useMountCommand === true ? undefined : native?.mount2
+  const conn = new FuseConnection({ fd, ...config, backing: native?.backing })
   conn.start()
   try {
     if (mount2 !== undefined) {

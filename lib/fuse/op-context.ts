@@ -16,6 +16,7 @@ import type { RequestHeader, Decoder, Encoder, Timeout } from './codec'
 import type { DirHandles } from './dirs'
 import type { FuseLog } from './log'
 import type { FuseNode, NodeTable } from './nodes'
+import type { Passthrough } from './passthrough'
 
 /** What INIT settled with the kernel. */
 export interface Connection {
@@ -25,6 +26,8 @@ export interface Connection {
   flags: number
   writeback: boolean
   setxattrExt: boolean
+  /** FUSE_PASSTHROUGH agreed: open replies may name backing files. */
+  passthrough: boolean
 }
 
 export interface OpContext {
@@ -43,6 +46,8 @@ export interface OpContext {
   readonly maxPages: number
   /** File handles of open files -> their node (fstat of an unlinked file). */
   readonly fhNodes: Map<number, FuseNode>
+  /** Which opens the kernel serves itself from a branch file. */
+  readonly passthrough: Passthrough
   conn: Connection
 }
 

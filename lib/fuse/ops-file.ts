@@ -7,6 +7,19 @@
  * file). An OPEN or CREATE whose reply the kernel refuses (the open was
  * interrupted) is released at once, or the handle would leak.
  *
+ * Each open reply says how the kernel does the file's I/O (passthrough.ts):
+ * from the branch file itself (FOPEN_PASSTHROUGH and a backing id; no READ
+ * or WRITE reaches us for it), or through us and its page cache.
+ *
+ * Every open reply also carries FOPEN_NOFLUSH: close(2) sends no FLUSH.
+ * There is nothing to flush (a WRITE is on the branch file before its
+ * reply; POSIX locks are the kernel's own, not negotiated), and a FLUSH is
+ * a synchronous round trip in every close, including the close of each
+ * inherited descriptor at every execve(2) of a process that holds one: a
+ * slow or stopped daemon would hold up unrelated process starts. The
+ * kernel still sends FLUSH with the writeback cache (to write dirty pages
+ * back), and flushOp answers it.
+ *
  * READ data is read straight into a pooled buffer behind the reply header
  * and sent from there; WRITE data is handed to the union as a view into the
  * request buffer. Neither is copied.
@@ -24,7 +37,8 @@ import { constants } from 'node:fs'
 import type { Encoder } from './codec'
 import type { FuseNode } from './nodes'
 import { callerOf, encodeEntry, entryFor, op, type EntryResult, type OpContext } from './op-context'
-import { FUSE_FSYNC_FDATASYNC, OutHeader } from './protocol'
+import type { OpenIo } from './passthrough'
+import { Fopen, FUSE_FSYNC_FDATASYNC, OutHeader } from './protocol'
 
 const { O_WRONLY, O_RDWR, O_APPEND, O_DIRECT } = constants
 /** O_ACCMODE, which node:fs does not export: the access mode is the low two bits. */
@@ -37,20 +51,26 @@ function openFlags (ctx: OpContext, flags: number): number {
   return flags & ~O_APPEND
 }
 
-function track (ctx: OpContext, node: FuseNode, fh: number): void {
+/** Remember the handle and decide its I/O mode (the last step before the reply). */
+function track (ctx: OpContext, node: FuseNode, fh: number): OpenIo {
   ctx.fhNodes.set(fh, node)
   ctx.nodes.trackOpen(node, fh)
+  return ctx.passthrough.opened(node, fh)
 }
 
 function untrack (ctx: OpContext, fh: number): void {
+  ctx.passthrough.released(fh)
   ctx.nodes.untrackOpen(ctx.fhNodes.get(fh), fh)
   ctx.fhNodes.delete(fh)
 }
 
-function encodeOpen (e: Encoder, fh: number): void {
-  e.u64(fh)
-  e.u32(0) // open_flags: page cache on, dropped at each open
-  e.u32(0)
+interface Opened { fh: number, io: OpenIo }
+
+/** fuse_open_out. Without passthrough: page cache on, dropped at each open (no KEEP_CACHE). */
+function encodeOpen (e: Encoder, r: Opened): void {
+  e.u64(r.fh)
+  e.u32(r.io.openFlags | Fopen.NOFLUSH)
+  e.u32(r.io.backingId)
 }
 
 /** The kernel did not take the handle: give it back. */
@@ -59,21 +79,20 @@ function releaseUnsent (ctx: OpContext, fh: number): void {
   ctx.fs.release(fh).catch((err: unknown) => { ctx.log.error(`release of unsent handle ${fh}`, err) })
 }
 
-export const openOp = op<number, number>({
+export const openOp = op<number, Opened>({
   decode: (d) => d.u32(), // then open_flags (kill suid/sgid: not negotiated)
   run: async (ctx, h, flags) => {
     const node = ctx.nodes.node(h.nodeid)
     const fh = await ctx.fs.open(ctx.nodes.path(h.nodeid), openFlags(ctx, flags))
-    track(ctx, node, fh)
-    return fh
+    return { fh, io: track(ctx, node, fh) }
   },
-  encode: (e, fh) => { encodeOpen(e, fh) },
-  sent: (ctx, fh, ok) => { if (!ok) releaseUnsent(ctx, fh) }
+  encode: encodeOpen,
+  sent: (ctx, r, ok) => { if (!ok) releaseUnsent(ctx, r.fh) }
 })
 
 interface CreateIn { flags: number, mode: number, name: string }
 
-export const createOp = op<CreateIn, EntryResult & { fh: number }>({
+export const createOp = op<CreateIn, EntryResult & Opened>({
   decode: (d) => {
     const flags = d.u32()
     const mode = d.u32()
@@ -84,12 +103,11 @@ export const createOp = op<CreateIn, EntryResult & { fh: number }>({
     const path = ctx.nodes.childPath(h.nodeid, a.name)
     const { fh, attr } = await ctx.fs.create(path, openFlags(ctx, a.flags), a.mode & 0o7777, callerOf(h))
     const entry = entryFor(ctx, path, attr)
-    track(ctx, entry.node, fh)
-    return { ...entry, fh }
+    return { ...entry, fh, io: track(ctx, entry.node, fh) }
   },
   encode: (e, r, ctx) => {
     encodeEntry(e, r, ctx)
-    encodeOpen(e, r.fh)
+    encodeOpen(e, r)
   },
   sent: (ctx, r, ok) => {
     if (ok) return

@@ -1,7 +1,7 @@
 /**
  * INIT and DESTROY: protocol version and feature negotiation.
  *
- * We answer major 7 and minor min(kernel's, 38) and ask for (each only if
+ * We answer major 7 and minor min(kernel's, 45) and ask for (each only if
  * the kernel offers it):
  *   ASYNC_READ        concurrent READs on one file
  *   BIG_WRITES        WRITEs larger than a page (implied by MAX_PAGES today)
@@ -10,8 +10,14 @@
  *   DO_READDIRPLUS, READDIRPLUS_AUTO   entries and attributes in one request
  *   PARALLEL_DIROPS   concurrent LOOKUP/READDIR in one directory
  *   SETXATTR_EXT      the 7.33 setxattr_in (we read its extra flags word)
- *   INIT_EXT          flags2 is read (we set no flags2 bit)
+ *   INIT_EXT          flags2 is read
  *   WRITEBACK_CACHE   only with the `writeback` option
+ *   PASSTHROUGH       (flags2) with the `passthrough` option, unless the
+ *                     writeback cache was agreed (the kernel would drop
+ *                     passthrough); max_stack_depth 1: backing files
+ *                     must live on an unstacked filesystem (a branch on
+ *                     overlayfs falls back to the daemon file by file), and
+ *                     the mount itself can still be a lower of overlayfs
  * and leave off EXPORT_SUPPORT (no lookups of '.' and '..'), HANDLE_KILLPRIV
  * (the kernel clears suid/sgid itself), DONT_MASK (the kernel applies the
  * umask), POSIX_LOCKS/FLOCK_LOCKS (the kernel keeps locks locally).
@@ -20,7 +26,7 @@ import { fsError } from '../errors'
 import type { Encoder } from './codec'
 import { noArgs, op, type OpContext } from './op-context'
 import {
-  FUSE_IMPLEMENTED_MINOR, FUSE_KERNEL_VERSION, FUSE_MIN_MINOR, Init, InitOut
+  FUSE_IMPLEMENTED_MINOR, FUSE_KERNEL_VERSION, FUSE_MIN_MINOR, Init, Init2, InitOut
 } from './protocol'
 
 interface InitIn {
@@ -38,7 +44,11 @@ interface InitReply {
   minor: number
   maxReadahead: number
   flags: number
+  flags2: number
 }
+
+/** Passthrough's max_stack_depth: the backing files' filesystems are not stacked. */
+const MAX_STACK_DEPTH = 1
 
 /** max_background: how many background requests (readahead, async I/O) the kernel keeps in flight. */
 const MAX_BACKGROUND = 64
@@ -62,7 +72,7 @@ export const initOp = op<InitIn, InitReply>({
   run: (ctx: OpContext, _h, a) => {
     if (a.major > FUSE_KERNEL_VERSION) {
       // The kernel retries INIT with our major when we answer with it alone.
-      return { versionOnly: true, major: FUSE_KERNEL_VERSION, minor: FUSE_IMPLEMENTED_MINOR, maxReadahead: 0, flags: 0 }
+      return { versionOnly: true, major: FUSE_KERNEL_VERSION, minor: FUSE_IMPLEMENTED_MINOR, maxReadahead: 0, flags: 0, flags2: 0 }
     }
     if (a.major < FUSE_KERNEL_VERSION || a.minor < FUSE_MIN_MINOR) {
       ctx.log.error(`kernel speaks FUSE ${a.major}.${a.minor}, at least ${FUSE_KERNEL_VERSION}.${FUSE_MIN_MINOR} is needed`)
@@ -70,15 +80,22 @@ export const initOp = op<InitIn, InitReply>({
     }
     const minor = Math.min(a.minor, FUSE_IMPLEMENTED_MINOR)
     const flags = (wantedInitFlags(ctx.wantWriteback) & a.flags) >>> 0
+    const writeback = (flags & Init.WRITEBACK_CACHE) !== 0
+    // flags2 means something only when both sides set INIT_EXT.
+    const offered2 = (flags & Init.INIT_EXT) !== 0 ? a.flags2 : 0
+    const passthrough = ctx.passthrough.wanted && !writeback && minor >= 40 && (offered2 & Init2.PASSTHROUGH) !== 0
+    const flags2 = passthrough ? Init2.PASSTHROUGH : 0
     ctx.conn = {
       minor,
       flags,
-      writeback: (flags & Init.WRITEBACK_CACHE) !== 0,
-      setxattrExt: (flags & Init.SETXATTR_EXT) !== 0
+      writeback,
+      setxattrExt: (flags & Init.SETXATTR_EXT) !== 0,
+      passthrough
     }
+    ctx.passthrough.start(passthrough)
     ctx.log.info(`INIT kernel ${a.major}.${a.minor} flags=0x${a.flags.toString(16)} flags2=0x${a.flags2.toString(16)}; ` +
-      `answered 7.${minor} flags=0x${flags.toString(16)}`)
-    return { versionOnly: false, major: FUSE_KERNEL_VERSION, minor, maxReadahead: a.maxReadahead, flags }
+      `answered 7.${minor} flags=0x${flags.toString(16)} flags2=0x${flags2.toString(16)}`)
+    return { versionOnly: false, major: FUSE_KERNEL_VERSION, minor, maxReadahead: a.maxReadahead, flags, flags2 }
   },
   encode: (e: Encoder, r, ctx) => {
     const start = e.pos
@@ -97,7 +114,9 @@ export const initOp = op<InitIn, InitReply>({
     b.writeUInt32LE(ctx.maxWrite, start + InitOut.maxWrite)
     b.writeUInt32LE(1, start + InitOut.timeGran)
     b.writeUInt16LE(ctx.maxPages, start + InitOut.maxPages)
-    b.writeUInt32LE(0, start + InitOut.flags2)
+    b.writeUInt32LE(r.flags2, start + InitOut.flags2)
+    if ((r.flags2 & Init2.PASSTHROUGH) !== 0) b.writeUInt32LE(MAX_STACK_DEPTH, start + InitOut.maxStackDepth)
+    // request_timeout and the reserved tail stay 0.
   }
 })
 

@@ -5,9 +5,19 @@
  * the kernel remembers for most of them (locks, ioctl, poll, copy_file_range,
  * tmpfile... fall back to the kernel's own generic code).
  *
- * No-reply requests: FORGET, BATCH_FORGET, INTERRUPT (ignored: a handler
- * cannot be cancelled halfway through a union call, and its reply, when it
- * comes, is simply dropped by the kernel), NOTIFY_REPLY (we never ask for
+ * Answered with ENOSYS on purpose:
+ *   INTERRUPT  a union call cannot be cancelled halfway (the core runs each
+ *              one to completion), so the interrupted request is answered
+ *              when it is done either way. ENOSYS to the interrupt (its
+ *              unique carries the interrupt bit) makes the kernel stop
+ *              sending them: one request less per signal to a waiting
+ *              process. Either way the process waits for our answer, as it
+ *              does for any request already read from the device.
+ *   STATX      the union has no birth time, the one thing STATX adds to
+ *              GETATTR; after ENOSYS the kernel asks with GETATTR and serves
+ *              statx() from its attribute cache.
+ *
+ * No-reply requests: FORGET, BATCH_FORGET, NOTIFY_REPLY (we never ask for
  * retrieves).
  */
 import { noArgs, op, type OpSpec } from './op-context'
@@ -67,7 +77,6 @@ export function makeOpTable (): OpTable {
   t[Op.RELEASEDIR] = releasedirOp
   t[Op.FSYNCDIR] = fsyncdirOp
   t[Op.ACCESS] = accessOp
-  t[Op.INTERRUPT] = ignored
   t[Op.NOTIFY_REPLY] = ignored
   return t
 }

@@ -1,18 +1,32 @@
 /**
  * The kernel's FUSE wire protocol: opcodes, flag bits and struct layouts
- * (byte offsets and sizes), as <linux/fuse.h> defines them for protocol 7.38.
+ * (byte offsets and sizes), as <linux/fuse.h> defines them for protocol 7.45.
  *
  * Everything on the wire is little-endian on the machines we run on and
  * every struct is padded to 8 bytes. Offsets below are byte offsets inside
  * the struct; the codec (codec.ts) is the only reader of these layouts.
  *
- * We implement 7.38 and answer INIT with min(kernel minor, 38): newer
- * kernels then speak 7.38 to us, and every layout here is the one they use.
+ * We implement 7.45 and answer INIT with min(kernel minor, 45). What the
+ * minors past 7.31 (the oldest we accept) changed, and where it shows here:
+ *   7.33  fuse_setxattr_in grows to 16 bytes, only when SETXATTR_EXT is
+ *         agreed; fuse_open_in/fuse_create_in.open_flags (were padding)
+ *   7.36  fuse_init_in/out flags2 (INIT_EXT)
+ *   7.38  total_extlen in the in header (extensions only for flags we never ask for)
+ *   7.39  STATX (fuse_statx_in/out): not answered, see ops.ts
+ *   7.40  fuse_init_out.max_stack_depth and the PASSTHROUGH flag;
+ *         fuse_open_out.backing_id (was padding) and FOPEN_PASSTHROUGH;
+ *         NOTIFY_RESEND and HAS_RESEND (never asked for: the resend bit is
+ *         bit 63 of `unique`, past what a JS number holds exactly)
+ *   7.41  ALLOW_IDMAP, 7.42 OVER_IO_URING, 7.43 REQUEST_TIMEOUT and
+ *         fuse_init_out.request_timeout: none asked for, the fields stay 0
+ *   7.44  NOTIFY_INC_EPOCH, 7.45 COPY_FILE_RANGE_64 and NOTIFY_PRUNE: unused
+ * Every other struct has had one size since 7.31. fuse_init_out is 64 bytes
+ * throughout: the new fields took its reserved tail.
  */
 
 export const FUSE_KERNEL_VERSION = 7
 /** The newest minor version whose layouts this transport implements. */
-export const FUSE_IMPLEMENTED_MINOR = 38
+export const FUSE_IMPLEMENTED_MINOR = 45
 /** The oldest kernel minor we accept. */
 export const FUSE_MIN_MINOR = 31
 
@@ -68,7 +82,8 @@ export const Op = {
   REMOVEMAPPING: 49,
   SYNCFS: 50,
   TMPFILE: 51,
-  STATX: 52
+  STATX: 52,
+  COPY_FILE_RANGE_64: 53
 } as const
 
 /** Opcode number -> name, for the debug log. */
@@ -84,7 +99,10 @@ export const Notify = {
   INVAL_ENTRY: 3,
   STORE: 4,
   RETRIEVE: 5,
-  DELETE: 6
+  DELETE: 6,
+  RESEND: 7,
+  INC_EPOCH: 8,
+  PRUNE: 9
 } as const
 
 /** INIT flags (fuse_init_in/out.flags; bits 32..63 travel in flags2). */
@@ -124,6 +142,27 @@ export const Init = {
   INIT_RESERVED: 2 ** 31
 } as const
 
+/** INIT flags 32..63, as they travel in flags2 (bit n of flags2 is flag 32 + n). */
+export const Init2 = {
+  SECURITY_CTX: 1 << 0,
+  HAS_INODE_DAX: 1 << 1,
+  CREATE_SUPP_GROUP: 1 << 2,
+  HAS_EXPIRE_ONLY: 1 << 3,
+  DIRECT_IO_ALLOW_MMAP: 1 << 4,
+  PASSTHROUGH: 1 << 5,
+  NO_EXPORT_SUPPORT: 1 << 6,
+  HAS_RESEND: 1 << 7,
+  ALLOW_IDMAP: 1 << 8,
+  OVER_IO_URING: 1 << 9,
+  REQUEST_TIMEOUT: 1 << 10
+} as const
+
+/**
+ * The kernel's FILESYSTEM_MAX_STACK_DEPTH: fuse_init_out.max_stack_depth
+ * must be 1 or 2 for passthrough to be accepted.
+ */
+export const FILESYSTEM_MAX_STACK_DEPTH = 2
+
 /** fuse_setattr_in.valid */
 export const Fattr = {
   MODE: 1 << 0,
@@ -148,7 +187,8 @@ export const Fopen = {
   CACHE_DIR: 1 << 3,
   STREAM: 1 << 4,
   NOFLUSH: 1 << 5,
-  PARALLEL_DIRECT_WRITES: 1 << 6
+  PARALLEL_DIRECT_WRITES: 1 << 6,
+  PASSTHROUGH: 1 << 7
 } as const
 
 export const FUSE_GETATTR_FH = 1 << 0
@@ -222,7 +262,8 @@ export const AttrOut = {
   attr: 16
 } as const
 
-export const OpenOut = { SIZE: 16, fh: 0, openFlags: 8 } as const
+/** fuse_open_out: backing_id (7.40) took the padding word; it is an i32. */
+export const OpenOut = { SIZE: 16, fh: 0, openFlags: 8, backingId: 12 } as const
 export const WriteOut = { SIZE: 8, size: 0 } as const
 export const GetxattrOut = { SIZE: 8, size: 0 } as const
 export const LseekOut = { SIZE: 8, offset: 0 } as const
@@ -240,7 +281,7 @@ export const StatfsOut = {
   frsize: 48
 } as const
 
-/** fuse_init_out: 64 bytes. */
+/** fuse_init_out: 64 bytes; before 7.23 only the first 24 were read. */
 export const InitOut = {
   SIZE: 64,
   major: 0,
@@ -253,7 +294,9 @@ export const InitOut = {
   timeGran: 24,
   maxPages: 28, // u16
   mapAlignment: 30, // u16
-  flags2: 32
+  flags2: 32,
+  maxStackDepth: 36, // 7.40
+  requestTimeout: 40 // u16, 7.43; the rest is reserved
 } as const
 
 /** fuse_dirent: 24 bytes, then the name, padded to 8. */

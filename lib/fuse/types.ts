@@ -12,8 +12,22 @@ export interface FuseMountOptions {
   attrTimeout?: number
   /** Seconds the kernel may cache a missing name (default 1; 0 answers ENOENT uncached). */
   negativeTimeout?: number
-  /** Ask for the kernel's writeback cache (buffered writes gathered in the page cache). */
+  /**
+   * Ask for the kernel's writeback cache (buffered writes gathered in the
+   * page cache). The kernel does not combine it with passthrough: with
+   * writeback on, passthrough is off.
+   */
   writeback?: boolean
+  /**
+   * FUSE passthrough (default true): the kernel reads and writes an opened
+   * file itself, from the branch file the union names for its handle
+   * (UnionFsApi.backingFd: on the writable branch, or any in a union
+   * without one), instead of sending each read and write to the daemon.
+   * Needs Linux 6.9+, root and the native addon; where any is missing, or
+   * the union names no backing file, files are served through the daemon.
+   * See passthrough.ts.
+   */
+  passthrough?: boolean
   /** One line per request and reply on stderr (also UNIONFS_TS_DEBUG=1). */
   debug?: boolean
   /** Let other users in (mount option allow_other). Default: true when mounting as root. */
@@ -34,6 +48,14 @@ export interface FuseStats {
   nodes: number
   openDirs: number
   openFiles: number
+  /** INIT agreed on passthrough (the passthrough fields are absent from the fuse-native transport). */
+  passthrough?: boolean
+  /** Opens answered with passthrough / served through the daemon (while passthrough was on). */
+  passthroughOpens?: number
+  cachedOpens?: number
+  /** Backing files registered with the kernel so far / held now. */
+  backingsRegistered?: number
+  backingsOpen?: number
 }
 
 export interface FuseSession {

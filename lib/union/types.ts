@@ -109,4 +109,14 @@ export interface UnionFsApi {
   statfs (path: string): Promise<StatFs>
   /** Flush everything; called before unmount returns. */
   destroy (): Promise<void>
+
+  /**
+   * Optional. The branch file descriptor behind open handle `fh`, when that
+   * descriptor serves the handle for its whole life: the handle is on the
+   * writable branch, or the union has none (no copy-up can re-point it).
+   * Undefined otherwise, and for an unknown handle. The FUSE transport lets
+   * the kernel read and write such handles' files itself (passthrough);
+   * the descriptor stays the union's (the kernel takes its own reference).
+   */
+  backingFd? (fh: number): number | undefined
 }

@@ -200,6 +200,13 @@ export class UnionFs implements UnionFsApi {
     this.handles.release(fh)
   }
 
+  /** A handle's descriptor when no copy-up can re-point it: on the writable branch, or in a union without one. */
+  backingFd (fh: number): number | undefined {
+    let h
+    try { h = this.handles.get(fh, 'backing') } catch { return undefined }
+    return h.onUpper || this.upper === undefined ? h.fd : undefined
+  }
+
   async ftruncate (fh: number, size: number): Promise<void> {
     const h = this.handles.get(fh, 'ftruncate')
     if (!h.writable) throw fsError('EBADF', 'ftruncate')
