@@ -1,11 +1,11 @@
 /**
  * Where unionfs-ts spends a workload's time: `node dist/bench/profile.js`.
  *
- *   node dist/bench/profile.js [--workload lstat] [--depth 64] [--files 5000]
- *        [--cache off] [--cpu-prof] [--syscalls] [--dir DIR]
+ *   node dist/bench/profile.js [--workload lstat] [--depth 64] [--files 4000]
+ *        [--cache off] [-o MOUNT_OPTIONS] [--cpu-prof] [--syscalls] [--dir DIR]
  *
  * On the bench's own cached tree (the full mode's by default), one workload,
- * cold then warm:
+ * cold then (reads only) warm:
  *  1. FUSE requests by opcode: a mount with `-o debug,log=FILE` logs one
  *     line per request; the log is cut at the workload's start and end and
  *     the `<-` lines counted. Logging slows the daemon: those runs' times
@@ -24,7 +24,7 @@ import * as path from 'node:path'
 import { parseArgs } from 'node:util'
 import { cpuSeconds, dropCaches, isAlive, killGroup, mountedType, run, sleep, startDaemon, waitFor } from './proc'
 import { unionfsTsPid } from './systems'
-import { buildLayers, buildView, scaledTree, type BuiltLayers, type BuiltView } from './tree'
+import { BIG_FILE, buildLayers, buildView, scaledTree, type BuiltLayers, type BuiltView } from './tree'
 import { WORKLOADS, type Workload, type WorkloadCtx } from './workloads'
 
 const REPO = path.resolve(__dirname, '..', '..')
@@ -37,6 +37,8 @@ interface Opts {
   cacheOff: boolean
   cpuProf: boolean
   syscalls: boolean
+  /** Extra -o options for both mounts. */
+  options: string[]
   dir: string
   timeoutS: number
 }
@@ -88,7 +90,15 @@ function branches (layers: BuiltLayers, upper: string): string {
 }
 
 function ctxFor (mnt: string, view: BuiltView, layers: BuiltLayers, o: Opts): WorkloadCtx {
-  return { mnt, view, layers, worker: path.join(__dirname, 'worker.js'), timeoutMs: o.timeoutS * 1000, bigMiB: view.view.params.bigBytes >> 20 }
+  return {
+    mnt,
+    view,
+    layers,
+    worker: path.join(__dirname, 'worker.js'),
+    timeoutMs: o.timeoutS * 1000,
+    bigMiB: view.view.params.bigBytes >> 20,
+    bigSource: path.join(layers.layers[layers.layers.length - 1], BIG_FILE)
+  }
 }
 
 async function requestCounts (o: Opts, view: BuiltView, layers: BuiltLayers, work: string): Promise<Phase[]> {
@@ -99,7 +109,7 @@ async function requestCounts (o: Opts, view: BuiltView, layers: BuiltLayers, wor
   fs.rmSync(logFile, { force: true })
   fs.mkdirSync(upper, { recursive: true })
   fs.mkdirSync(mnt, { recursive: true })
-  const opts = ['debug', `log=${logFile}`, ...(o.cacheOff ? ['cache=off'] : [])].join(',')
+  const opts = ['debug', `log=${logFile}`, ...(o.cacheOff ? ['cache=off'] : []), ...o.options].join(',')
   const r = await run(process.execPath, [BIN, 'mount', '-o', opts, branches(layers, upper), mnt], { timeoutMs: 30_000 })
   if (r.code !== 0) throw new Error(`mount: ${r.stderr.trim()}`)
   const pid = unionfsTsPid(fs.realpathSync(mnt))
@@ -107,7 +117,9 @@ async function requestCounts (o: Opts, view: BuiltView, layers: BuiltLayers, wor
   try {
     const ctx = ctxFor(mnt, view, layers, o)
     dropCaches()
-    for (const temp of ['cold', 'warm'] as const) {
+    // A write changes the tree: a second run would measure something else.
+    const temps = o.workload.kind === 'write' ? ['cold'] as const : ['cold', 'warm'] as const
+    for (const temp of temps) {
       const at = sizeOf(logFile)
       const c0 = pid !== undefined ? cpuSeconds(pid) : undefined
       let seconds = 0
@@ -148,7 +160,8 @@ async function cpuProfile (o: Opts, view: BuiltView, layers: BuiltLayers, work: 
   fs.mkdirSync(upper, { recursive: true })
   fs.mkdirSync(profDir, { recursive: true })
   const args = ['--cpu-prof', '--cpu-prof-dir', profDir, BIN, 'mount', '-f',
-    ...(o.cacheOff ? ['-o', 'cache=off'] : []), branches(layers, upper), mnt]
+    '-o', ['log=' + path.join(work, 'profile-daemon.log'), ...(o.cacheOff ? ['cache=off'] : []), ...o.options].join(','),
+    branches(layers, upper), mnt]
   const d = startDaemon(process.execPath, args, path.join(work, 'profile-daemon.log'))
   const seconds: number[] = []
   try {
@@ -157,7 +170,7 @@ async function cpuProfile (o: Opts, view: BuiltView, layers: BuiltLayers, work: 
     }
     const ctx = ctxFor(mnt, view, layers, o)
     dropCaches()
-    for (let i = 0; i < 2; i++) seconds.push((await o.workload.run(ctx)).seconds)
+    for (let i = 0; i < (o.workload.kind === 'write' ? 1 : 2); i++) seconds.push((await o.workload.run(ctx)).seconds)
   } finally {
     await run('umount', [mnt], { timeoutMs: 60_000 })
     await Promise.race([d.exited, sleep(20_000)])
@@ -199,6 +212,7 @@ async function main (): Promise<number> {
       cache: { type: 'string' },
       'cpu-prof': { type: 'boolean' },
       syscalls: { type: 'boolean' },
+      options: { type: 'string', short: 'o' },
       dir: { type: 'string' },
       timeout: { type: 'string' }
     }
@@ -215,10 +229,11 @@ async function main (): Promise<number> {
   const o: Opts = {
     workload,
     depth: Number(v.depth ?? 64),
-    files: Number(v.files ?? 5000),
+    files: Number(v.files ?? 4000),
     cacheOff: v.cache === 'off',
     cpuProf: v['cpu-prof'] === true,
     syscalls: v.syscalls === true,
+    options: (v.options ?? '').split(',').filter(x => x !== ''),
     dir: path.resolve(v.dir ?? '/var/tmp/unionfs-ts-bench'),
     timeoutS: Number(v.timeout ?? 300)
   }
@@ -229,7 +244,8 @@ async function main (): Promise<number> {
   const layers = buildLayers(treeRoot, params, o.depth, log)
   const work = path.join(o.dir, 'profile')
   fs.mkdirSync(work, { recursive: true })
-  const out: string[] = [`unionfs-ts${o.cacheOff ? ' -o cache=off' : ''}: ${workload.title}, depth ${o.depth}, ${o.files} files`]
+  const shown = [...(o.cacheOff ? ['cache=off'] : []), ...o.options]
+  const out: string[] = [`unionfs-ts${shown.length > 0 ? ` -o ${shown.join(',')}` : ''}: ${workload.title}, depth ${o.depth}, ${o.files} files`]
   const phases = await requestCounts(o, view, layers, work)
   const ops = [...new Set(phases.flatMap(p => [...p.requests.keys()]))]
   ops.sort((a, b) => (phases[0].requests.get(b) ?? 0) - (phases[0].requests.get(a) ?? 0))

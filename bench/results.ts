@@ -187,3 +187,49 @@ export function mountsCsv (res: Results): string {
   const rows = res.mounts.map(m => [m.system, m.depth, m.group, m.pid, m.mountSeconds.toFixed(3), m.cpuSeconds, m.peakRssKiB, m.load1, m.cpuPressure, m.error].map(csvField).join(','))
   return [head.join(','), ...rows].join('\n') + '\n'
 }
+
+/** How busy the machine was: numbers from a run on a loaded machine are worth less. */
+export function environmentText (res: Results): string {
+  const psi = res.mounts.map(m => m.cpuPressure).filter((x): x is number => x !== undefined)
+  const drops = res.samples.reduce((a, s) => a + (s.drops ?? 0), 0)
+  const disturbed = res.samples.filter(s => s.temp === 'warm' && (s.drops ?? 0) > 0).length
+  const warm = res.samples.filter(s => s.temp === 'warm' && s.seconds !== null).length
+  const lines = ['the machine during the run:']
+  if (psi.length > 0) {
+    lines.push(`  CPU pressure when mounting (PSI some avg10): median ${median(psi)?.toFixed(0) ?? '?'}%, max ${Math.max(...psi).toFixed(0)}%` +
+      ' (near 0 on an idle machine; high means other work competed for the CPUs)')
+  }
+  lines.push(`  page-cache drops by others while workloads ran: ${drops}; warm samples with at least one: ${disturbed} of ${warm}`)
+  return lines.join('\n')
+}
+
+/** Everything printed at the end of a run (or by --report from a saved JSON). */
+export function reportText (res: Results): string {
+  const p = res.meta.params as { files?: number, dirs?: number, bigBytes?: number }
+  const m = res.meta
+  const parts: string[] = []
+  const took = m.finished !== undefined ? `; took ${Math.round((Date.parse(m.finished) - Date.parse(m.started)) / 1000)} s` : ''
+  parts.push(`unionfs-ts bench, ${m.mode} mode: ${p.files ?? '?'} files in ${p.dirs ?? '?'} dirs, big file ${(p.bigBytes ?? 0) / 2 ** 20} MiB; ` +
+    `warm = median of up to ${m.warmReps}; limit ${m.timeoutSeconds} s a run; ${m.started}${took}`)
+  for (const [n, v] of Object.entries(m.systems)) parts.push(`  ${n}: ${v}`)
+  for (const [n, v] of Object.entries(m.skipped)) parts.push(`  ${n}: skipped, ${v}`)
+  for (const d of m.depths) parts.push('', depthTable(res, d))
+  const dt = daemonTable(res)
+  if (dt !== '') parts.push('', dt)
+  parts.push('', environmentText(res))
+  for (const n of m.notes) parts.push(`  ${n}`)
+  const over = res.samples.filter(s => s.skipped === undefined && s.timedOut === true)
+  if (over.length > 0) {
+    parts.push('', `over the ${m.timeoutSeconds} s limit (deeper depths of these were not run):`)
+    parts.push('  ' + over.map(s => `${s.system} d${s.depth} ${s.workload} ${s.temp}`).join(', '))
+  }
+  const bad = res.samples.filter(s => s.skipped === undefined && s.timedOut !== true && (s.error !== undefined || s.checkOk === false))
+  if (bad.length > 0) {
+    parts.push('', 'errors and wrong results:')
+    for (const s of bad) {
+      const what = s.error ?? `check ${String(s.check)} != expected ${String(s.expected)}`
+      parts.push(`  ${s.system} d${s.depth} ${s.workload} ${s.temp}: ${what}`)
+    }
+  }
+  return parts.join('\n') + '\n'
+}

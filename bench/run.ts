@@ -18,11 +18,11 @@ import * as path from 'node:path'
 import { parseArgs } from 'node:util'
 import { cacheDrops, cpuSeconds, dropCaches, killDaemons, killStarted, memoryKiB, sh } from './proc'
 import {
-  daemonTable, depthTable, fmtSeconds, median, mountsCsv, samplesCsv, type MountRecord, type Results, type Sample
+  fmtSeconds, median, mountsCsv, reportText, samplesCsv, type MountRecord, type Results, type Sample
 } from './results'
 import { depthSvg } from './svg'
 import { installPeers, makeSystems, SYSTEM_NAMES, type Mounted, type System, type SystemName } from './systems'
-import { buildLayers, buildView, markDirty, restoreFlat, scaledTree, type BuiltLayers, type BuiltView, type TreeParams } from './tree'
+import { BIG_FILE, buildLayers, buildView, markDirty, restoreFlat, scaledTree, type BuiltLayers, type BuiltView, type TreeParams } from './tree'
 import { WORKLOADS, WORKLOAD_IDS, type Measure, type Temp, type Workload, type WorkloadCtx } from './workloads'
 
 const REPO = path.resolve(__dirname, '..', '..')
@@ -33,10 +33,10 @@ const REPEAT_UNDER_S = 1
  * The two modes. The full matrix with issue 3's 20k-file tree (FULL_TREE,
  * `--files 20000`) takes about an hour on a 2-core VM: the FUSE peers and
  * cache=off need tens of seconds per cold walk at depth 64 and 128. To
- * stay under 20 minutes the full mode uses a quarter of it (5k files in
- * 250 directories; the writes scale alike; the every-layer directory keeps
- * 625 entries, the big file 256 MiB), a 20 s limit per run, and repeats
- * only warm runs under a second. Quick: 2k files, depths 1 and 16,
+ * stay under 20 minutes on a busy 2-core machine the full mode uses a
+ * fifth of it (4k files in 200 directories; the writes scale alike; the
+ * every-layer directory keeps 500 entries, the big file 256 MiB), a 15 s
+ * limit per run, and repeats only warm runs under a second. Quick: 2k files, depths 1 and 16,
  * without cache=off (its cold walks alone take minutes), 8 s limit.
  */
 interface Preset {
@@ -50,13 +50,13 @@ interface Preset {
 }
 
 const FULL: Preset = {
-  files: 5000,
+  files: 4000,
   bigMiB: 256,
   depths: [1, 4, 16, 64, 128],
   systems: [...SYSTEM_NAMES],
   reps: 3,
   warmBudgetS: 6,
-  timeoutS: 20
+  timeoutS: 15
 }
 
 const QUICK: Preset = {
@@ -72,8 +72,8 @@ const QUICK: Preset = {
 const USAGE = `usage: npm run bench -- [OPTIONS]     (as root)
 
   --quick            2k files, depths 1 and 16, no cache=off, 8 s limit:
-                     under 3 minutes (default: the full mode, 5k files,
-                     depths 1 to 128, every system, 20 s limit: under 20)
+                     under 3 minutes (default: the full mode, 4k files,
+                     depths 1 to 128, every system, 15 s limit: under 20)
   --dir DIR          where trees, mounts and scratch go (default /var/tmp/unionfs-ts-bench)
   --out DIR          where results go (default bench/results)
   --name NAME        results file name stem (default: full or quick)
@@ -87,6 +87,8 @@ const USAGE = `usage: npm run bench -- [OPTIONS]     (as root)
   --timeout S        time limit of one workload run
   --no-install       do not install missing peers with apt-get
   --unionfs-ts BIN   the unionfs-ts command (default bin/unionfs-ts.js of this checkout)
+  --report FILE      print the tables of a saved NAME.json and redraw its
+                     plot and CSV beside it (no root needed)
 `
 
 interface Config {
@@ -104,6 +106,8 @@ interface Config {
   timeoutS: number
   install: boolean
   bin: string
+  /** --report FILE: print and re-plot saved results instead of running. */
+  report?: string
 }
 
 function list (s: string | undefined): string[] | undefined {
@@ -127,6 +131,7 @@ function parseConfig (argv: string[]): Config | undefined {
       timeout: { type: 'string' },
       'no-install': { type: 'boolean' },
       'unionfs-ts': { type: 'string' },
+      report: { type: 'string' },
       help: { type: 'boolean', short: 'h' }
     }
   })
@@ -163,7 +168,8 @@ function parseConfig (argv: string[]): Config | undefined {
     warmBudgetS: preset.warmBudgetS,
     timeoutS: num(v.timeout, preset.timeoutS, 'timeout'),
     install: v['no-install'] !== true,
-    bin: path.resolve(v['unionfs-ts'] ?? path.join(REPO, 'bin', 'unionfs-ts.js'))
+    bin: path.resolve(v['unionfs-ts'] ?? path.join(REPO, 'bin', 'unionfs-ts.js')),
+    ...(v.report !== undefined ? { report: path.resolve(v.report) } : {})
   }
 }
 
@@ -342,12 +348,13 @@ class Bench {
     await m.unmount()
   }
 
-  private ctx (m: Mounted, view: BuiltView, layers: BuiltLayers): WorkloadCtx {
+  private ctx (sys: System, m: Mounted, view: BuiltView, layers: BuiltLayers): WorkloadCtx {
     return {
       mnt: m.mnt,
       view,
       layers,
       worker: path.join(__dirname, 'worker.js'),
+      bigSource: sys.writesFlat ? path.join(view.flat, BIG_FILE) : path.join(layers.layers[layers.layers.length - 1], BIG_FILE),
       timeoutMs: this.cfg.timeoutS * 1000,
       bigMiB: this.cfg.params.bigBytes >> 20
     }
@@ -396,7 +403,7 @@ class Bench {
     }
     const { m, rec } = mounted
     try {
-      const ctx = this.ctx(m, view, layers)
+      const ctx = this.ctx(sys, m, view, layers)
       dropCaches()
       const cpuCold: number[] = []
       const cold = await this.timedRun(w, ctx, m.pid, cpuCold)
@@ -451,7 +458,7 @@ class Bench {
         for (const { sys, m } of up) {
           if (interrupted) break
           if (this.skipOverLimit(sys, layers.depth, w, ['cold'])) continue
-          const ctx = this.ctx(m, view, layers)
+          const ctx = this.ctx(sys, m, view, layers)
           dropCaches()
           await w.prepare?.(ctx)
           const cpu: number[] = []
@@ -510,56 +517,28 @@ class Bench {
     }
   }
 
+  /**
+   * While running, and when interrupted, only NAME.partial.json is written:
+   * the results of the last complete run stay as they were. A complete run
+   * writes NAME.json, the CSVs and the plot, and removes the partial file.
+   */
   save (final: boolean): void {
     fs.mkdirSync(this.cfg.out, { recursive: true })
-    if (final) this.res.meta.finished = new Date().toISOString()
     const stem = path.join(this.cfg.out, this.cfg.name)
+    if (!final || interrupted) {
+      fs.writeFileSync(`${stem}.partial.json`, JSON.stringify(this.res, null, 1) + '\n')
+      return
+    }
+    this.res.meta.finished = new Date().toISOString()
     fs.writeFileSync(`${stem}.json`, JSON.stringify(this.res, null, 1) + '\n')
     fs.writeFileSync(`${stem}.csv`, samplesCsv(this.res))
     fs.writeFileSync(`${stem}-daemons.csv`, mountsCsv(this.res))
-    const svg = this.cfg.name === 'full' ? 'depth.svg' : `depth-${this.cfg.name}.svg`
-    fs.writeFileSync(path.join(this.cfg.out, svg), depthSvg(this.res))
-  }
-
-  /** How busy the machine was: numbers from a run on a loaded machine are worth less. */
-  environment (): string {
-    const psi = this.res.mounts.map(m => m.cpuPressure).filter((x): x is number => x !== undefined)
-    const drops = this.res.samples.reduce((a, s) => a + (s.drops ?? 0), 0)
-    const disturbed = this.res.samples.filter(s => s.temp === 'warm' && (s.drops ?? 0) > 0).length
-    const warm = this.res.samples.filter(s => s.temp === 'warm' && s.seconds !== null).length
-    const lines = ['the machine during the run:']
-    if (psi.length > 0) {
-      lines.push(`  CPU pressure when mounting (PSI some avg10): median ${median(psi)?.toFixed(0) ?? '?'}%, max ${Math.max(...psi).toFixed(0)}%` +
-        ' (near 0 on an idle machine; high means other work competed for the 2 CPUs)')
-    }
-    lines.push(`  page-cache drops by others while workloads ran: ${drops}; warm samples with at least one: ${disturbed} of ${warm}`)
-    return lines.join('\n')
+    fs.writeFileSync(path.join(this.cfg.out, svgName(this.cfg.name)), depthSvg(this.res))
+    fs.rmSync(`${stem}.partial.json`, { force: true })
   }
 
   report (): string {
-    const parts: string[] = []
-    parts.push(`unionfs-ts bench, ${this.res.meta.mode} mode: ${this.cfg.params.files} files in ${this.cfg.params.dirs} dirs, ` +
-      `big file ${this.cfg.params.bigBytes >> 20} MiB; warm = median of up to ${this.cfg.reps}; limit ${this.cfg.timeoutS} s a run`)
-    for (const [n, v] of Object.entries(this.res.meta.systems)) parts.push(`  ${n}: ${v}`)
-    for (const [n, v] of Object.entries(this.res.meta.skipped)) parts.push(`  ${n}: skipped, ${v}`)
-    for (const d of this.cfg.depths) parts.push('', depthTable(this.res, d))
-    const dt = daemonTable(this.res)
-    if (dt !== '') parts.push('', dt)
-    parts.push('', this.environment())
-    const over = this.res.samples.filter(s => s.skipped === undefined && s.timedOut === true)
-    if (over.length > 0) {
-      parts.push('', `over the ${this.cfg.timeoutS} s limit (deeper depths of these were not run):`)
-      parts.push('  ' + over.map(s => `${s.system} d${s.depth} ${s.workload}`).join(', '))
-    }
-    const bad = this.res.samples.filter(s => s.skipped === undefined && s.timedOut !== true && (s.error !== undefined || s.checkOk === false))
-    if (bad.length > 0) {
-      parts.push('', 'errors and wrong results:')
-      for (const s of bad) {
-        const what = s.error ?? `check ${String(s.check)} != expected ${String(s.expected)}`
-        parts.push(`  ${s.system} d${s.depth} ${s.workload} ${s.temp}: ${what}`)
-      }
-    }
-    return parts.join('\n') + '\n'
+    return reportText(this.res)
   }
 }
 
@@ -567,6 +546,23 @@ function show (s: Sample): string {
   if (s.skipped !== undefined) return `not run (${s.skipped})`
   if (s.seconds === null) return s.timedOut === true ? 'over the time limit' : `error (${s.error ?? '?'})`
   return `${fmtSeconds(s.seconds)} s${s.daemonCpu !== undefined ? ` (daemon ${fmtSeconds(s.daemonCpu)} s cpu)` : ''}${s.checkOk === false ? ` WRONG: ${String(s.check)} != ${String(s.expected)}` : ''}${s.error !== undefined ? ` [${s.error}]` : ''}`
+}
+
+/** The full mode's plot is depth.svg, the others' depth-NAME.svg. */
+function svgName (name: string): string {
+  return name === 'full' ? 'depth.svg' : `depth-${name.replace(/\.partial$/, '')}.svg`
+}
+
+/** Tables, CSV and plot again from a saved JSON (after changing how they are drawn). */
+function replot (file: string): number {
+  const res = JSON.parse(fs.readFileSync(file, 'utf8')) as Results
+  const dir = path.dirname(file)
+  const name = path.basename(file, '.json')
+  fs.writeFileSync(path.join(dir, `${name}.csv`), samplesCsv(res))
+  fs.writeFileSync(path.join(dir, `${name}-daemons.csv`), mountsCsv(res))
+  fs.writeFileSync(path.join(dir, svgName(name)), depthSvg(res))
+  process.stdout.write(reportText(res))
+  return 0
 }
 
 async function main (argv: string[]): Promise<number> {
@@ -578,6 +574,7 @@ async function main (argv: string[]): Promise<number> {
     return 2
   }
   if (cfg === undefined) return 0
+  if (cfg.report !== undefined) return replot(cfg.report)
   if (process.getuid?.() !== 0) {
     process.stderr.write('bench: must run as root (mounts, drop_caches)\n')
     return 1
@@ -588,10 +585,10 @@ async function main (argv: string[]): Promise<number> {
     return 2
   }
   let signals = 0
-  const onSignal = (): void => {
+  const onSignal = (sig: NodeJS.Signals): void => {
     signals++
     interrupted = true
-    log(signals === 1 ? 'interrupted: stopping the running workload, unmounting' : 'interrupted again: killing the daemons')
+    log(signals === 1 ? `${sig}: stopping the running workload, unmounting` : `${sig} again: killing the daemons`)
     killStarted()
     if (signals > 1) killDaemons()
   }
@@ -613,7 +610,9 @@ async function main (argv: string[]): Promise<number> {
     bench.save(true)
   }
   process.stdout.write(bench.report())
-  log(`done in ${((Date.now() - t0) / 1000).toFixed(0)} s; results in ${cfg.out}`)
+  log(interrupted
+    ? `stopped after ${((Date.now() - t0) / 1000).toFixed(0)} s; what was measured is in ${path.join(cfg.out, `${cfg.name}.partial.json`)}`
+    : `done in ${((Date.now() - t0) / 1000).toFixed(0)} s; results in ${cfg.out}`)
   return interrupted ? 130 : 0
 }
 

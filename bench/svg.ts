@@ -50,7 +50,9 @@ export function depthSvg (res: Results): string {
   const out: string[] = []
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="11">`)
   out.push(`<rect width="${width}" height="${height}" fill="white"/>`)
-  out.push(`<text x="10" y="18" font-size="14" font-weight="bold">${esc(`unionfs-ts bench: seconds against layer depth (${res.meta.mode}, ${res.meta.started.slice(0, 10)})`)}</text>`)
+  const p = res.meta.params as { files?: number }
+  const title = `unionfs-ts bench: seconds against layer depth (${res.meta.mode} mode, ${p.files ?? '?'} files, ${res.meta.started.slice(0, 10)})`
+  out.push(`<text x="10" y="18" font-size="14" font-weight="bold">${esc(title)}</text>`)
   // Legend
   let lx = 10
   systems.forEach((s, i) => {

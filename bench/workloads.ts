@@ -41,6 +41,8 @@ export interface WorkloadCtx {
   timeoutMs: number
   /** Big file size in MiB. */
   bigMiB: number
+  /** Where the system reads the big file from (the bottom layer's, or the flattened copy). */
+  bigSource: string
 }
 
 export interface Measure {
@@ -161,8 +163,7 @@ export const WORKLOADS: readonly Workload[] = [
     kind: 'write',
     expect: () => 1,
     prepare: async (ctx) => {
-      await run('sh', ['-c', 'cat "$1" > /dev/null', 'sh', path.join(ctx.layers.layers[ctx.layers.layers.length - 1], BIG_FILE)])
-      await run('sh', ['-c', 'cat "$1" > /dev/null', 'sh', path.join(ctx.view.flat, BIG_FILE)])
+      await run('sh', ['-c', 'cat "$1" > /dev/null', 'sh', ctx.bigSource])
     },
     run: async (ctx) => await worker(ctx, ['firstwrite', BIG_FILE, ctx.view.bigHead])
   },
