@@ -15,6 +15,7 @@
  * numbers). Every error is node:fs's own, shaped `code`/`errno`/`syscall`/`path`.
  */
 import * as fs from 'node:fs'
+import { fsError } from '../errors'
 import * as native from '../native'
 
 export interface ReadonlyBranch {
@@ -23,7 +24,11 @@ export interface ReadonlyBranch {
   /** Position in the union: 0 is the top. */
   readonly index: number
   readonly writable: boolean
-  /** Absolute path on the host of a branch-relative path. */
+  /**
+   * The host path of a branch-relative path, for the system call at hand:
+   * past PATH_MAX it goes through /proc/self/fd and is valid only until
+   * the current synchronous call returns.
+   */
   real (rel: string): string
   /**
    * lstat, or undefined when the name is not there (ENOENT/ENOTDIR). BigInt
@@ -59,12 +64,46 @@ export interface WritableBranch extends ReadonlyBranch {
   removexattr (rel: string, name: string): void
 }
 
+/** Linux's PATH_MAX: the longest path a system call takes, its NUL included. */
+const PATH_MAX = 4096
+const O_PATH = 0o10000000
+const heads: number[] = []
+
+function closeHeads (): void {
+  for (const fd of heads.splice(0)) fs.closeSync(fd)
+}
+
+/**
+ * A name the kernel takes for the absolute path `p`, however long. A path
+ * past PATH_MAX is cut at a '/', its head opened (O_PATH, a directory, not
+ * a symlink) and `/proc/self/fd/N/tail` names the whole, as often as it
+ * takes. Every branch call is synchronous, so the name is used before the
+ * heads are closed, once the current turn of the event loop is over.
+ */
+function kernelPath (p: string): string {
+  if (Buffer.byteLength(p) < PATH_MAX) return p
+  let head = ''
+  let rest = p
+  while (Buffer.byteLength(head) + Buffer.byteLength(rest) >= PATH_MAX) {
+    const budget = PATH_MAX - 1 - Buffer.byteLength(head)
+    let cut = rest.lastIndexOf('/', budget)
+    while (cut > 0 && Buffer.byteLength(rest.slice(0, cut)) >= budget) cut = rest.lastIndexOf('/', cut - 1)
+    if (cut <= 0) throw fsError('ENAMETOOLONG', 'open', p)
+    if (heads.length === 0) setImmediate(closeHeads)
+    const fd = fs.openSync(head + rest.slice(0, cut), O_PATH | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW)
+    heads.push(fd)
+    head = `/proc/self/fd/${fd}`
+    rest = rest.slice(cut)
+  }
+  return head + rest
+}
+
 class DirBranch implements ReadonlyBranch {
   readonly writable: boolean = false
   constructor (readonly root: string, readonly index: number) {}
 
   real (rel: string): string {
-    return rel === '/' ? this.root : this.root + rel
+    return rel === '/' ? this.root : kernelPath(this.root + rel)
   }
 
   lstat (rel: string): fs.BigIntStats | undefined {

@@ -10,6 +10,7 @@
  *     stay holes), then owner, mode, user-visible xattrs, the origin inode
  *     number, and times last (writing the rest would change them).
  *     Symlinks keep their target; fifos, sockets and devices are recreated.
+ *     Copied data is synced before the rename.
  *  3. One rename moves the copy into place, and the parent directory gets its
  *     times back (a copy-up changes nothing the user can see in it). A crash
  *     before the rename leaves the old view and a temp file that the next
@@ -121,6 +122,9 @@ export class CopyUp {
       outFd = this.work.dir.open(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600)
       const bytes = want === 0 ? 0 : copyData(inFd, outFd, want, want === srcSize)
       fs.ftruncateSync(outFd, size ?? srcSize)
+      // On disk before the rename makes it the file, as overlayfs does: a
+      // power loss after a copy-up must not show an empty file.
+      if (bytes > 0) fs.fdatasyncSync(outFd)
       return bytes
     } finally {
       fs.closeSync(inFd)

@@ -249,6 +249,12 @@ export function copyUpCrashes (t: Test, which: RegExp): void {
         const calls = await changingCalls(pid as number, async () => { res = await runOp(e, tr) })
         t.equal(res?.code, 0, `the traced operation succeeds ${res?.stderr ?? ''}`)
         t.comment(`changing calls: ${describeCalls(calls)}`)
+        const copied = calls.lastIndexOf('copy_file_range')
+        if (copied >= 0) {
+          const renamed = calls.findIndex((c, i) => i > copied && c.startsWith('rename'))
+          const synced = calls.indexOf('fdatasync', copied)
+          t.ok(synced > copied && (renamed < 0 || synced < renamed), 'the copied data is synced before the rename into place')
+        }
         points = crashPoints(calls)
         e.mounted.unmount()
       } else {
