@@ -2,6 +2,7 @@
 # A container, the way Docker's AUFS storage driver made one, with unionfs-ts.
 #
 #   sudo examples/container.sh          (KEEP=1 keeps the work dir afterwards)
+#   examples/container.sh               as an ordinary user (rootless, below)
 #
 # 1. Builds two small image layers from Debian's busybox-static (installed
 #    if missing): a base with busybox and a few files, and an "app" layer
@@ -15,8 +16,14 @@
 # 6. Shows the writes in the container layer, the image layers unchanged,
 #    `docker diff`-style changes, and exports them as a layer tarball.
 #
-# Needs root (FUSE mount, chroot) and a built tree (npm ci, or tsc).
-# Everything happens in a temporary directory, unmounted and removed at the end.
+# Needs a built tree (npm ci, or tsc), and root or, rootless, an ordinary
+# user where the machine lets users mount FUSE (Debian's fuse3, whose
+# fusermount3 is setuid; /dev/fuse readable and writable) and make user
+# namespaces: the chroot then runs as the namespace's root (unshare
+# --user --map-root-user). A user's image layers keep no owners and no
+# device nodes (the layers here have none), and busybox-static must already
+# be installed. Everything happens in a temporary directory, unmounted and
+# removed at the end.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "$0")/.." && pwd)"
@@ -24,9 +31,17 @@ UNIONFS=(node "$HERE/bin/unionfs-ts.js")
 
 say () { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
+ROOTLESS=
 if [ "$(id -u)" -ne 0 ]; then
-  echo "$0: run as root (it mounts FUSE and uses chroot)" >&2
-  exit 1
+  ROOTLESS=1
+  if ! command -v fusermount3 >/dev/null || [ ! -r /dev/fuse ] || [ ! -w /dev/fuse ]; then
+    echo "$0: as a user this needs fusermount3 (Debian's fuse3) and a readable, writable /dev/fuse; or run it as root" >&2
+    exit 1
+  fi
+  if ! unshare --user --map-root-user true 2>/dev/null; then
+    echo "$0: as a user this needs user namespaces (unshare --user) for the chroot; or run it as root" >&2
+    exit 1
+  fi
 fi
 if [ ! -e "$HERE/dist/lib/cli.js" ]; then
   echo "$0: build first (npm ci, or npx tsc -p tsconfig.json in $HERE)" >&2
@@ -35,6 +50,10 @@ fi
 
 # busybox-static: one binary that needs no libraries inside the chroot.
 if ! dpkg -s busybox-static >/dev/null 2>&1; then
+  if [ -n "$ROOTLESS" ]; then
+    echo "$0: busybox-static is missing (as root: apt-get install busybox-static)" >&2
+    exit 1
+  fi
   say "installing busybox-static"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static >/dev/null
@@ -49,7 +68,7 @@ mkdir -p "$MNT"
 cleanup () {
   set +e
   if grep -q " $MNT " /proc/mounts; then
-    "${UNIONFS[@]}" container -s "$STORE" umount box || umount "$MNT" || umount -l "$MNT"
+    "${UNIONFS[@]}" container -s "$STORE" umount box || fusermount3 -u -z "$MNT" || umount -l "$MNT"
   fi
   if [ "${KEEP:-}" = 1 ]; then
     echo "kept $WORK"
@@ -143,7 +162,17 @@ SCRIPT='
   [ -r /proc/1/status ] && echo "processes in this pid namespace: $(ls /proc | grep -c "^[0-9]")"
   true
 '
-if command -v unshare >/dev/null && unshare --mount --uts --ipc --pid --fork true 2>/dev/null; then
+if [ -n "$ROOTLESS" ]; then
+  # The user's own uid is root inside; the mount, made by fusermount3 for
+  # this uid, lets it in (no allow_other needed).
+  echo "(rootless: chroot as root of a new user namespace, with mount, uts, ipc and pid namespaces)"
+  if unshare --user --map-root-user --mount --uts --ipc --pid --fork --mount-proc="$MNT/proc" true 2>/dev/null; then
+    unshare --user --map-root-user --mount --uts --ipc --pid --fork --mount-proc="$MNT/proc" chroot "$MNT" /bin/sh -c "$SCRIPT" sh ns
+  else
+    echo "(no /proc of its own: the kernel refused mounting one here)"
+    unshare --user --map-root-user --mount --uts --ipc chroot "$MNT" /bin/sh -c "$SCRIPT" sh plain
+  fi
+elif command -v unshare >/dev/null && unshare --mount --uts --ipc --pid --fork true 2>/dev/null; then
   echo "(chroot in new mount, uts, ipc and pid namespaces, with its own /proc)"
   unshare --mount --uts --ipc --pid --fork --mount-proc="$MNT/proc" chroot "$MNT" /bin/sh -c "$SCRIPT" sh ns
 else

@@ -44,6 +44,7 @@ const USAGE = `usage:
   unionfs-ts mount [-o OPTIONS] [-f] BRANCH[:BRANCH...] MOUNTPOINT
   unionfs-ts mount -o lowerdir=L1[:L2...][,upperdir=U,workdir=W][,OPTIONS] [-f] MOUNTPOINT
   unionfs-ts umount MOUNTPOINT
+  unionfs-ts inspect [--json] PATH | stats [--json] MOUNTPOINT   (below)
   unionfs-ts layer|store|image|container ...   (below)
   unionfs-ts help | --help | --version
 
@@ -71,6 +72,10 @@ OPTIONS (comma-separated):
   ro                     every branch read-only
   fsname=NAME            the source shown in /proc/mounts
   log=FILE               the daemon's output (default /dev/null)
+  trace[=FILE]           one line per copy-up, whiteout, opaque mark and
+                         rename (path, branches, bytes, time); without FILE
+                         to the daemon's output (the terminal with -f)
+  trace_format=text|json the trace's lines (default text)
   debug                  log every request (-d: debug in the foreground)
   backend=protocol|fuse-native
                          the FUSE transport (default protocol: the kernel's
@@ -104,10 +109,12 @@ export async function serve (options: Options): Promise<Server> {
     ? (await import('./fuse-native')).mountFuseNative
     : (await import('./fuse')).mountFuse
   const union = await UnionFs.open(options.union)
+  const tracer = options.trace === undefined ? undefined : (await import('./observe/trace')).startTrace(union, options.trace)
   let session: FuseSession
   try {
     session = await mountFuse(union, options.mountpoint, options.fuse)
   } catch (err) {
+    tracer?.close()
     await union.destroy().catch(() => {})
     throw err
   }
@@ -116,7 +123,7 @@ export async function serve (options: Options): Promise<Server> {
     fs: union,
     session,
     // The transport runs fs.destroy() before `closed` resolves.
-    closed: session.closed,
+    closed: session.closed.finally(() => tracer?.close()),
     close: async () => {
       await session.unmount()
       await session.closed
@@ -229,7 +236,7 @@ function exitCode (child: ChildProcess): Promise<string> {
 // ---------------------------------------------------------------------------
 // Pid files: which process serves which mountpoint
 
-function pidDir (): string {
+export function pidDir (): string {
   const uid = process.getuid?.() ?? -1
   if (uid === 0) return '/run/unionfs-ts'
   const xdg = process.env.XDG_RUNTIME_DIR
@@ -237,27 +244,53 @@ function pidDir (): string {
   return path.join(os.tmpdir(), `unionfs-ts-${uid}`)
 }
 
-function pidFile (mountpoint: string): string {
+export function pidFile (mountpoint: string): string {
   const key = createHash('sha256').update(mountpoint).digest('hex').slice(0, 32)
   return path.join(pidDir(), `${key}.pid`)
 }
 
+/** The clock tick `pid` started at (/proc/PID/stat field 22): with the pid, it names one process for good. */
+function startTime (pid: number): string | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]
+  } catch {
+    return undefined
+  }
+}
+
+/** The pid directory, made if missing; refused when it is not this user's own private directory. */
+function ownPidDir (): string {
+  const dir = pidDir()
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 })
+  const st = fs.lstatSync(dir)
+  const uid = process.getuid?.() ?? 0
+  if (!st.isDirectory() || st.uid !== uid || (st.mode & 0o022) !== 0) {
+    throw new Error(`${dir} is not a directory of uid ${uid} that only it can write`)
+  }
+  return dir
+}
+
+/** The pid file holds: pid, mountpoint, the process's start time (a pid alone may be reused). */
 function writePidFile (mountpoint: string): void {
   try {
+    ownPidDir()
     const file = pidFile(mountpoint)
-    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 })
     const tmp = `${file}.${process.pid}`
-    fs.writeFileSync(tmp, `${process.pid}\n${mountpoint}\n`)
+    fs.writeFileSync(tmp, `${process.pid}\n${mountpoint}\n${startTime(process.pid) ?? ''}\n`, { mode: 0o644 })
     fs.renameSync(tmp, file)
   } catch (err) {
     logLine(`cannot record the daemon's pid: ${oneLine(err)}`)
   }
 }
 
+/** The daemon serving `mountpoint` by its pid file, if that process still runs. */
 function readPidFile (mountpoint: string): number | undefined {
   try {
-    const [pid, mnt] = fs.readFileSync(pidFile(mountpoint), 'utf8').split('\n')
-    return mnt === mountpoint && /^[0-9]+$/.test(pid) ? Number(pid) : undefined
+    const [pid, mnt, started] = fs.readFileSync(pidFile(mountpoint), 'utf8').split('\n')
+    if (mnt !== mountpoint || !/^[0-9]+$/.test(pid)) return undefined
+    if (started !== undefined && started !== '' && startTime(Number(pid)) !== started) return undefined
+    return Number(pid)
   } catch {
     return undefined
   }
@@ -304,6 +337,18 @@ async function sleep (ms: number): Promise<void> {
   await new Promise(resolve => setTimeout(resolve, ms))
 }
 
+/** Tries each command in turn until one runs; '' when it unmounted, else why not. */
+async function unmountWith (tries: Array<[string, string[]]>): Promise<string> {
+  let failure = ''
+  for (const [cmd, args] of tries) {
+    const r = await runCommand(cmd, args)
+    if (r.ok) return ''
+    if (!r.missing) return oneLine(r.stderr) || `${cmd} failed`
+    failure = `${cmd} not found`
+  }
+  return failure
+}
+
 /**
  * Unmount a unionfs-ts mount and wait (bounded) for its daemon to exit.
  * Returns a warning when the daemon outlived the wait. Throws an
@@ -321,12 +366,13 @@ export async function unmountPath (given: string, waitMs = UMOUNT_WAIT_MS): Prom
   const tries: Array<[string, string[]]> = process.getuid?.() === 0
     ? [['umount', [mnt]]]
     : [['fusermount3', ['-u', mnt]], ['fusermount', ['-u', mnt]], ['umount', [mnt]]]
-  let failure = ''
-  for (const [cmd, args] of tries) {
-    const r = await runCommand(cmd, args)
-    if (r.ok) { failure = ''; break }
-    if (!r.missing) { failure = oneLine(r.stderr) || `${cmd} failed`; break }
-    failure = `${cmd} not found`
+  let failure = await unmountWith(tries)
+  // A mount whose daemon is gone answers nothing (ENOTCONN); a process that
+  // still holds a file or its cwd there keeps it busy for good: detach it.
+  if (failure !== '' && /busy/i.test(failure) && (pid === undefined || !isDaemon(pid))) {
+    failure = await unmountWith(process.getuid?.() === 0
+      ? [['umount', ['-l', mnt]]]
+      : [['fusermount3', ['-u', '-z', mnt]], ['fusermount', ['-u', '-z', mnt]], ['umount', ['-l', mnt]]])
   }
   if (failure !== '') throw new OptionsError(`cannot unmount ${given}: ${failure}`)
 
@@ -373,6 +419,11 @@ async function foreground (options: Options, notify: Notifier): Promise<number> 
     return 1
   }
   writePidFile(options.mountpoint)
+  // `unionfs-ts stats` and `inspect` ask the daemon over this (lib/observe/channel.ts).
+  const channel = await (await import('./observe/daemon')).openStatsChannel(server).catch((err: unknown) => {
+    logLine(`no stats channel for ${options.mountpoint}: ${oneLine(err)}`)
+    return undefined
+  })
 
   let stopping = false
   const stop = (signal: string): void => {
@@ -400,6 +451,7 @@ async function foreground (options: Options, notify: Notifier): Promise<number> 
     logLine(`flushing ${options.mountpoint} failed: ${oneLine(err)}`)
     return 1
   } finally {
+    channel?.close()
     removePidFile(options.mountpoint)
   }
 }
@@ -451,7 +503,7 @@ async function mountDetached (spec: MountSpec): Promise<void> {
 }
 
 const LAYER_COMMANDS = new Set(['layer', 'store', 'image', 'container'])
-const COMMANDS = new Set(['mount', 'umount', 'unmount', 'help', ...LAYER_COMMANDS])
+const COMMANDS = new Set(['mount', 'umount', 'unmount', 'help', 'inspect', 'stats', ...LAYER_COMMANDS])
 
 /** Run the command line; resolves to the exit status. */
 export async function main (argv: readonly string[]): Promise<number> {
@@ -462,7 +514,7 @@ export async function main (argv: readonly string[]): Promise<number> {
     return 1
   }
   if (cmd === 'help' || cmd === '--help' || cmd === '-h') {
-    process.stdout.write(USAGE + '\n' + (await import('./layers/commands')).LAYERS_USAGE)
+    process.stdout.write(USAGE + '\n' + (await import('./observe/commands')).OBSERVE_USAGE + '\n' + (await import('./layers/commands')).LAYERS_USAGE)
     return 0
   }
   if (cmd === '--version' || cmd === '-V') {
@@ -471,6 +523,7 @@ export async function main (argv: readonly string[]): Promise<number> {
   }
   if (cmd === 'mount') return await mountCommand(rest, notify, {})
   if (cmd === 'umount' || cmd === 'unmount') return await umountCommand(rest)
+  if (cmd === 'inspect' || cmd === 'stats') return await (await import('./observe/commands')).runObserveCommand(cmd, rest)
   if (LAYER_COMMANDS.has(cmd)) {
     const { runLayersCommand } = await import('./layers/commands')
     return await runLayersCommand(cmd, rest, { mount: mountDetached, unmount: unmountPath })

@@ -73,3 +73,9 @@ function exitOf (child: ChildProcess): Promise<number | string> {
     else child.once('exit', (code, signal) => resolve(signal ?? code ?? -1))
   })
 }
+
+// Seeing copy-on-write happen: the lookup walk of a path, a mount's live counters.
+export { inspect, stats, formatInspection, formatStats } from './observe/commands'
+export type { Inspection, BranchWalk, ListedEntry } from './observe/inspect'
+export type { MountStats, MountConfig } from './observe/daemon'
+export type { UnionEvent, UnionCounters } from './union/events'

@@ -1,7 +1,8 @@
 /**
  * The typed face of native-shim, the project's N-API addon for the system
  * calls node:fs lacks: xattrs, mknod, renameat2, sparse-aware and in-kernel
- * copying, nanosecond timestamps, mount, and the FUSE passthrough ioctls.
+ * copying, nanosecond timestamps, mount, the FUSE passthrough ioctls, and
+ * receiving a descriptor over a socket (fusermount3's /dev/fuse).
  *
  * Every function is synchronous and throws errors shaped like node:fs's
  * (`code`, negative `errno`, `syscall`, `path`, `dest` for two-path calls),
@@ -151,6 +152,16 @@ export const umount2: (target: string, flags: number) => void = binding.umount2
 export const fuseBackingOpen: (devFd: number, backingFd: number) => number = binding.fuseBackingOpen
 /** FUSE_DEV_IOC_BACKING_CLOSE: forgets a backing id once no open reply will name it. */
 export const fuseBackingClose: (devFd: number, backingId: number) => void = binding.fuseBackingClose
+
+/** socketpair(AF_UNIX, SOCK_STREAM), both ends close-on-exec: [fd, fd]. */
+export const socketpair: () => [number, number] = binding.socketpair
+/**
+ * The descriptor carried (SCM_RIGHTS) by the next message on `sockFd`,
+ * close-on-exec; does not wait: EAGAIN when nothing is queued, ENOMSG when
+ * the peer closed or sent no descriptor. How fusermount3 hands a user the
+ * /dev/fuse descriptor of the mount it made.
+ */
+export const recvFd: (sockFd: number) => number = binding.recvFd
 
 /** Values from the system headers the addon was built against. */
 export const {

@@ -37,9 +37,11 @@
  * characters into a path (overlayfs escapes ':' in lowerdir= the same way).
  */
 import * as fs from 'node:fs'
+import * as os from 'node:os'
 import * as path from 'node:path'
 import type { UnionConfig, WhiteoutDialect } from './union/config'
 import type { FuseMountOptions } from './fuse/types'
+import { userWhiteoutDevices } from './union/whiteouts'
 
 export type { FuseMountOptions }
 /** The kernel-facing settings handed to the FUSE transport, every one spelled out. */
@@ -57,6 +59,14 @@ export interface Options {
   readonly log?: string
   /** Serve in this process (-f) instead of detaching a daemon. */
   readonly foreground: boolean
+  /** `-o trace[=FILE]`: one line per copy-up, whiteout, opaque mark and rename (lib/observe/trace.ts). */
+  readonly trace?: TraceSettings
+}
+
+export interface TraceSettings {
+  /** Absolute path of the file appended to; undefined: the daemon's stderr. */
+  readonly file?: string
+  readonly format: 'text' | 'json'
 }
 
 export interface BranchSpec {
@@ -83,6 +93,10 @@ export interface MountSettings {
   log?: string
   /** `ro`: every branch read-only; the writable one becomes the top read-only branch. */
   readOnly?: boolean
+  /** `trace[=FILE]`: true traces to the daemon's stderr, a string to that file. */
+  trace?: boolean | string
+  /** `trace_format=text|json` (default text). */
+  traceFormat?: 'text' | 'json'
   foreground?: boolean
 }
 
@@ -109,7 +123,7 @@ export class OptionsError extends Error {
 }
 
 export const DEFAULT_CACHE_ENTRIES = 65536
-export const DEFAULT_KERNEL_TIMEOUT = 1
+export const DEFAULT_KERNEL_TIMEOUT = 60
 export const DEFAULT_FSNAME = 'unionfs-ts'
 /** The work dir inside the writable branch when none is given. */
 export const WORKDIR_NAME = '.wh..wh.unionfs-ts'
@@ -251,6 +265,11 @@ function applyOption (spec: Partial<MountSpec>, item: string): void {
     case 'fsname': spec.fsname = needValue(key, value); return
     case 'backend': spec.backend = needValue(key, value); return
     case 'log': spec.log = needValue(key, value); return
+    case 'trace': spec.trace = raw === undefined ? true : needValue(key, value); return
+    case 'trace_format':
+      if (value !== 'text' && value !== 'json') throw new OptionsError(`option trace_format=${value ?? ''}: expected text or json`)
+      spec.traceFormat = value
+      return
     case 'ro': if (raw === undefined) { spec.readOnly = true; return } break
   }
   throw new OptionsError(`unknown option '${key}'`)
@@ -524,10 +543,30 @@ export function resolveOptions (spec: MountSpec): Options {
     if (isInside(log, mountpoint)) throw new OptionsError(`log file ${spec.log} is inside the mountpoint`)
   }
 
+  let trace: TraceSettings | undefined
+  if (spec.traceFormat !== undefined && spec.traceFormat !== 'text' && spec.traceFormat !== 'json') {
+    throw new OptionsError(`trace_format '${String(spec.traceFormat)}': expected text or json`)
+  }
+  if (spec.trace !== undefined && spec.trace !== false) {
+    if (spec.trace === '') throw new OptionsError('trace= needs a file name')
+    const file = typeof spec.trace === 'string' ? path.resolve(spec.trace) : undefined
+    if (file !== undefined && isInside(file, mountpoint)) throw new OptionsError(`trace file ${String(spec.trace)} is inside the mountpoint`)
+    trace = Object.freeze({ ...(file === undefined ? {} : { file }), format: spec.traceFormat ?? 'text' })
+  } else if (spec.traceFormat !== undefined) {
+    throw new OptionsError('trace_format= needs trace')
+  }
+
+  // Without root the default is the AUFS dialect in both syntaxes: it needs
+  // neither device nodes nor trusted.* xattrs. whiteout=overlay gives
+  // overlayfs' userxattr form where the kernel lets a user make whiteouts.
+  const whiteout = spec.whiteout ?? (overlaySyntax && isRoot() ? 'overlay' : 'aufs')
+  if (whiteout === 'overlay' && !isRoot() && !userWhiteoutDevices()) {
+    throw new OptionsError(`whiteout=overlay needs root on Linux ${os.release()} (a user may make whiteout devices from Linux 5.8); use whiteout=aufs`)
+  }
   const union: UnionConfig = Object.freeze({
     lowers: Object.freeze(readOnly && realUpper !== undefined ? [realUpper, ...realLowers] : realLowers),
     ...(realUpper === undefined || realWork === undefined ? {} : { upper: realUpper, workdir: realWork }),
-    whiteout: spec.whiteout ?? (overlaySyntax ? 'overlay' : 'aufs'),
+    whiteout,
     cacheEntries,
     cacheTtlMs,
     xattrNamespace: isRoot() ? 'trusted' : 'user'
@@ -538,6 +577,7 @@ export function resolveOptions (spec: MountSpec): Options {
     fuse,
     backend,
     ...(log === undefined ? {} : { log }),
+    ...(trace === undefined ? {} : { trace }),
     foreground: spec.foreground ?? false
   })
 }
@@ -621,6 +661,9 @@ export function toArgs (options: Options): string[] {
     o.push(`workdir=${escapeValue(path.dirname(union.workdir))}`)
   }
   if (options.log !== undefined) o.push(`log=${escapeValue(options.log)}`)
+  if (options.trace !== undefined) {
+    o.push(options.trace.file === undefined ? 'trace' : `trace=${escapeValue(options.trace.file)}`, `trace_format=${options.trace.format}`)
+  }
   return [
     '-o', o.join(','),
     ...(options.foreground ? ['-f'] : []),

@@ -13,7 +13,8 @@
         "src/xattr.cc",
         "src/inode.cc",
         "src/data.cc",
-        "src/mount.cc"
+        "src/mount.cc",
+        "src/fdpass.cc"
       ],
       "defines": ["NAPI_VERSION=8", "_FILE_OFFSET_BITS=64"],
       "cflags_cc": ["-Wall", "-Wextra"]

@@ -261,6 +261,30 @@ t.test('daemon mode, branch-list syntax: ready on return, then unionfs-ts umount
   t.match(again.stderr, /is not mounted/)
 })
 
+t.test('a mount whose daemon died, held busy by a process inside: unionfs-ts umount detaches it', { skip: mountSkip }, async t => {
+  const tr = tree(t)
+  let holder: ChildProcess | undefined
+  t.teardown(() => { holder?.kill('SIGKILL') })
+  guard(t, tr.m)
+  const r = cli('mount', `${tr.a}:${tr.b}`, tr.m)
+  t.equal(r.status, 0, `mount exits 0 ${r.stderr}`)
+  const pids = servers(tr.m)
+  t.equal(pids.length, 1, 'one daemon serves it')
+  // A process whose working directory is in the mount keeps it busy.
+  holder = spawn('sleep', ['600'], { cwd: tr.m, stdio: 'ignore' })
+  await new Promise(resolve => holder?.once('spawn', resolve))
+  process.kill(pids[0], 'SIGKILL')
+  t.ok(await waitFor(() => !alive(pids[0]), 10_000), 'the daemon is gone')
+  t.equal(run('umount', [tr.m]).status, 32, 'plain umount(8) finds it busy')
+  const u = cli('umount', tr.m)
+  t.equal(u.status, 0, `unionfs-ts umount exits 0 ${u.stderr}`)
+  t.notOk(mountPoints().includes(tr.m), 'the dead mount is detached')
+  const again = cli('mount', `${tr.a}:${tr.b}`, tr.m)
+  t.equal(again.status, 0, `and the mountpoint takes a new mount ${again.stderr}`)
+  t.equal(probe(`cat '${tr.m}/only-in-b'`).stdout, 'from b\n', 'which serves the union')
+  t.equal(cli('umount', tr.m).status, 0)
+})
+
 t.test('daemon mode, overlay syntax; plain umount(8) ends the daemon', { skip: mountSkip }, async t => {
   const tr = tree(t)
   guard(t, tr.m)

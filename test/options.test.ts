@@ -75,7 +75,7 @@ t.test('branch-list syntax', async t => {
   t.equal(o.union.xattrNamespace, isRoot ? 'trusted' : 'user')
   t.equal(o.mountpoint, tr.m)
   t.same(o.fuse, {
-    fsname: 'unionfs-ts', entryTimeout: 1, attrTimeout: 1, negativeTimeout: 1,
+    fsname: 'unionfs-ts', entryTimeout: 60, attrTimeout: 60, negativeTimeout: 60,
     writeback: false, passthrough: true, debug: false, allowOther: isRoot, readOnly: false
   })
   t.equal(o.backend, 'protocol')

@@ -40,9 +40,14 @@ type Slot<V> = V | typeof NEGATIVE
 
 export class DentryCache<V extends object> {
   private readonly lru?: LRUCache<string, Slot<V>>
-  private readonly counters = { hits: 0, misses: 0, negativeHits: 0 }
+  /**
+   * hits, misses, negative hits, size. Possibly shared memory: a union
+   * served from a worker thread counts there, its owner reads (events.ts).
+   */
+  private readonly counters: Float64Array
 
-  constructor (max: number, ttlMs = 0, clock?: Clock) {
+  constructor (max: number, ttlMs = 0, clock?: Clock, counters: Float64Array = new Float64Array(4)) {
+    this.counters = counters
     if (max > 0) {
       this.lru = new LRUCache<string, Slot<V>>({
         max,
@@ -55,9 +60,9 @@ export class DentryCache<V extends object> {
   /** The cached value, null for a cached "exists nowhere", undefined for a miss. */
   get (key: string): V | null | undefined {
     const v = this.lru?.get(key)
-    if (v === undefined) { this.counters.misses++; return undefined }
-    if (v === NEGATIVE) { this.counters.negativeHits++; return null }
-    this.counters.hits++
+    if (v === undefined) { this.counters[1]++; return undefined }
+    if (v === NEGATIVE) { this.counters[2]++; return null }
+    this.counters[0]++
     return v
   }
 
@@ -68,11 +73,13 @@ export class DentryCache<V extends object> {
   }
 
   set (key: string, value: V | null): void {
-    this.lru?.set(key, value === null ? NEGATIVE : value)
+    if (this.lru === undefined) return
+    this.lru.set(key, value === null ? NEGATIVE : value)
+    this.counters[3] = this.lru.size
   }
 
   delete (key: string): void {
-    this.lru?.delete(key)
+    if (this.lru?.delete(key) === true) this.counters[3] = this.lru.size
   }
 
   /** Drops `dir` and everything cached below it (any key prefix space). */
@@ -82,11 +89,16 @@ export class DentryCache<V extends object> {
       const path = key.startsWith('/') ? key : key.slice(key.indexOf('/'))
       if (isWithin(path, dir)) this.lru.delete(key)
     }
+    this.counters[3] = this.lru.size
   }
 
-  clear (): void { this.lru?.clear() }
+  clear (): void {
+    this.lru?.clear()
+    this.counters[3] = 0
+  }
 
   stats (): CacheStats {
-    return { ...this.counters, size: this.lru?.size ?? 0 }
+    const c = this.counters
+    return { hits: c[0], misses: c[1], negativeHits: c[2], size: this.lru === undefined ? 0 : c[3] }
   }
 }

@@ -9,11 +9,18 @@
  * the synchronous call is safe), else by `mount -i -t fuse.unionfs-ts` with
  * the device as the child's fd 3. The addon also brings the passthrough
  * ioctls (passthrough.ts); without it every file is served through the
- * daemon. Root only (mounting needs CAP_SYS_ADMIN); always with
- * default_permissions, so the kernel checks permissions against the
- * attributes we report.
+ * daemon. Always with default_permissions, so the kernel checks
+ * permissions against the attributes we report.
  *
- * Unmounting always goes through umount(8) in a child process: umount(2)
+ * An ordinary user mounts through the setuid fusermount3 instead
+ * (fusermount.ts), which hands back the /dev/fuse descriptor of the mount
+ * it made; the session starts once it has. What only root may have is
+ * left out quietly: allow_other unless asked for (fusermount3 refuses it
+ * without user_allow_other in /etc/fuse.conf), and passthrough (the
+ * backing-file ioctl needs CAP_SYS_ADMIN). A user's mount is nosuid,nodev.
+ *
+ * Unmounting always goes through umount(8) (`fusermount3 -u` for a user)
+ * in a child process: umount(2)
  * from this thread could deadlock, as the kernel writes dirty pages back
  * (WRITE requests we would have to answer) before it lets go.
  *
@@ -24,10 +31,12 @@
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import type { UnionFsApi } from '../union/types'
+import { fuserUnmount, fusermountFd } from './fusermount'
 import { debugFromEnv } from './log'
 import { mountFd, unmountPath } from './mount-cmd'
 import type { BackingIoctls } from './passthrough'
-import { FuseConnection } from './session'
+import type { SessionConfig } from './session'
+import { openConnection } from './thread'
 import type { FuseMountOptions, FuseSession } from './types'
 
 const FSTYPE = 'fuse.unionfs-ts'
@@ -37,13 +46,23 @@ const MS_RDONLY = 1
 
 type Mount2 = (source: string, target: string, fstype: string, flags: number, data: string) => void
 
-interface Native { mount2: Mount2, backing: BackingIoctls }
+interface Native {
+  mount2: Mount2
+  backing: BackingIoctls
+  socketpair: () => [number, number]
+  recvFd: (sockFd: number) => number
+}
 
 /** mount(2) and the backing-file ioctls from the native addon, or undefined when it is not built. */
 async function loadNative (): Promise<Native | undefined> {
   try {
     const n = await import('../native')
-    return { mount2: n.mount, backing: { open: n.fuseBackingOpen, close: n.fuseBackingClose } }
+    return {
+      mount2: n.mount,
+      backing: { open: n.fuseBackingOpen, close: n.fuseBackingClose },
+      socketpair: n.socketpair,
+      recvFd: n.recvFd
+    }
   } catch {
     return undefined
   }
@@ -52,6 +71,14 @@ async function loadNative (): Promise<Native | undefined> {
 function mountOptions (opts: FuseMountOptions, fd: number, uid: number, gid: number): string {
   const o = [`fd=${fd}`, 'rootmode=40000', `user_id=${uid}`, `group_id=${gid}`, 'default_permissions']
   if (opts.allowOther ?? uid === 0) o.push('allow_other')
+  return o.join(',')
+}
+
+/** For fusermount3: it sets fd, rootmode, user_id and group_id itself. */
+function userMountOptions (opts: FuseMountOptions, fsname: string): string {
+  const o = [`fsname=${fsname}`, `subtype=${FSTYPE.slice('fuse.'.length)}`, 'default_permissions']
+  if (opts.allowOther === true) o.push('allow_other')
+  if (opts.readOnly === true) o.push('ro')
   return o.join(',')
 }
 
@@ -90,9 +117,7 @@ export async function mountFuse (unionFs: UnionFsApi, mountpoint: string, opts: 
   const uid = process.getuid?.() ?? 0
   const gid = process.getgid?.() ?? 0
   const mnt = path.resolve(mountpoint)
-  if (uid !== 0) {
-    throw new Error(`mounting ${mnt} failed: mounting through /dev/fuse needs root (running as uid ${uid})`)
-  }
+  if (uid !== 0) return await mountAsUser(config, mnt, opts, fsname)
 
   let fd: number
   try {
@@ -102,7 +127,7 @@ export async function mountFuse (unionFs: UnionFsApi, mountpoint: string, opts: 
   }
   const native = await loadNative()
   const mount2 = opts.useMountCommand === true ? undefined : native?.mount2
-  const conn = new FuseConnection({ fd, ...config, backing: native?.backing })
+  const conn = openConnection({ fd, ...config, backing: native?.backing })
   conn.start()
   try {
     if (mount2 !== undefined) {
@@ -136,6 +161,41 @@ export async function mountFuse (unionFs: UnionFsApi, mountpoint: string, opts: 
     closed: conn.closed,
     unmount: async () => {
       unmounting ??= unmountPath(mnt).then(async () => { await conn.closed }, (err: unknown) => {
+        unmounting = undefined
+        throw err
+      })
+      await unmounting
+    },
+    notifyInvalEntry: (parent, name) => conn.notifyInvalEntry(parent, name),
+    notifyInvalInode: (node, off, len) => conn.notifyInvalInode(node, off, len),
+    nodeIdOf: (p) => conn.ctx.nodes.nodeIdOf(p),
+    stats: () => conn.stats()
+  }
+}
+
+/**
+ * An ordinary user's mount: fusermount3 mounts and hands back the device,
+ * then the session starts. Passthrough is not asked for: registering a
+ * backing file needs CAP_SYS_ADMIN.
+ */
+async function mountAsUser (config: Omit<SessionConfig, 'fd' | 'backing'>, mnt: string, opts: FuseMountOptions, fsname: string): Promise<FuseSession> {
+  const native = await loadNative()
+  if (native === undefined) {
+    throw new Error(`mounting ${mnt} failed: without root, mounting needs the native addon (native-shim) to receive fusermount3's descriptor`)
+  }
+  if (fsname.includes(',')) throw new Error(`mounting ${mnt} failed: fsname must not contain ',' when mounting through fusermount3`)
+  const fd = await fusermountFd(native, mnt, userMountOptions(opts, fsname))
+  const conn = openConnection({ fd, ...config, passthrough: false, backing: undefined })
+  conn.start()
+  conn.setMounted()
+  conn.log.info(`mounted ${fsname} on ${mnt} with fusermount3 (uid ${process.getuid?.() ?? '?'}; passthrough off)`)
+
+  let unmounting: Promise<void> | undefined
+  return {
+    mountpoint: mnt,
+    closed: conn.closed,
+    unmount: async () => {
+      unmounting ??= fuserUnmount(mnt).then(async () => { await conn.closed }, (err: unknown) => {
         unmounting = undefined
         throw err
       })

@@ -3,8 +3,16 @@
  *
  * Invariants:
  * - Node 1 is the root, path '/', and is never dropped.
- * - One node per st_ino: a second path with the same st_ino (a hard link)
- *   is added to the existing node, so the kernel sees one inode.
+ * - One node per file of the writable branch (or of the top branch of a
+ *   read-only union): a second path with the same st_ino, below 2^40 (the
+ *   top layer's own numbers), is a hard link there and is added to the
+ *   existing node, so the kernel sees one inode. A LINK through the mount
+ *   adds the new name to the linked node whatever its number (a copied-up
+ *   file keeps its lower st_ino). Names hard-linked inside a read-only
+ *   branch below the writable one get a node each: a copy-up of one name
+ *   breaks the link (the other keeps the lower file's mode and data), and
+ *   the kernel could not tell which name a request on a shared inode was
+ *   for.
  * - `nlookup` is the number of entry replies the kernel received for the
  *   node (LOOKUP, CREATE, MKDIR, MKNOD, SYMLINK, LINK, READDIRPLUS) minus
  *   what FORGET/BATCH_FORGET gave back; at 0 the node is dropped and its id
@@ -22,6 +30,8 @@ import type { Attr } from '../union/types'
 import { FUSE_ROOT_ID } from './protocol'
 
 const S_IFMT = 0o170000
+/** Union st_ino below this are the top layer's own (lib/union/inodes.ts: layer * 2^40 + branch ino). */
+const TOP_LAYER_SPAN = 2 ** 40
 const S_IFDIR = 0o040000
 
 export interface FuseNode {
@@ -111,9 +121,11 @@ export class NodeTable {
    * map the path to it and count one lookup. Undo with `forget(id, 1)` if
    * the reply does not reach the kernel.
    */
-  link (path: string, attr: Attr): FuseNode {
+  link (path: string, attr: Attr, linkedTo?: FuseNode): FuseNode {
     const current = this.byPath.get(path)
-    let node = current !== undefined && current.ino === attr.ino ? current : this.byIno.get(attr.ino)
+    let node = current !== undefined && current.ino === attr.ino
+      ? current
+      : linkedTo ?? (attr.ino < TOP_LAYER_SPAN ? this.byIno.get(attr.ino) : undefined)
     if (current !== undefined && current !== node) this.dropPath(current, path)
     if (node === undefined) {
       node = this.create(attr)

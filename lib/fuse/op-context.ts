@@ -77,8 +77,8 @@ export interface EntryResult {
 }
 
 /** Map `path` to its node and count the lookup the reply will carry. */
-export function entryFor (ctx: OpContext, path: string, attr: Attr): EntryResult {
-  return { node: ctx.nodes.link(path, attr), attr }
+export function entryFor (ctx: OpContext, path: string, attr: Attr, linkedTo?: FuseNode): EntryResult {
+  return { node: ctx.nodes.link(path, attr, linkedTo), attr }
 }
 
 export function encodeEntry (e: Encoder, r: EntryResult, ctx: OpContext): void {

@@ -18,6 +18,7 @@ import { snapshot } from './dirs'
 import { joinPath, parentPath } from './nodes'
 import { attrOfNode } from './ops-node'
 import { entryFor, noArgs, op, type EntryResult, type OpContext } from './op-context'
+import { Fopen } from './protocol'
 
 const NO_TIME = timeout(0)
 
@@ -43,12 +44,24 @@ async function takeSnapshot (ctx: OpContext, nodeid: number): Promise<DirEntry[]
   return snapshot(list, self, parent)
 }
 
+/**
+ * OPENDIR's reply lets the kernel keep the listing in its page cache
+ * (CACHE_DIR, KEEP_CACHE) whenever it may cache names at all: it serves
+ * the next opendir/readdir of the directory from there, and drops it
+ * itself when the directory changes through the mount (every create,
+ * unlink, rename in it bumps the directory's i_version) or its mtime
+ * changes. A union changes a merged listing only through such requests
+ * (whiteouts and opaque directories are made by the unlink, rmdir, rename
+ * or mkdir of that very name), so the cache stays exact. With entry
+ * timeouts of 0 (cache=off) every readdir comes here.
+ */
 export const opendirOp = op<undefined, number>({
   decode: noArgs,
   run: async (ctx, h) => ctx.dirs.open(await takeSnapshot(ctx, h.nodeid)),
-  encode: (e, fh) => {
+  encode: (e, fh, ctx) => {
     e.u64(fh)
-    e.u32(0)
+    const v = ctx.entryValid
+    e.u32(v.sec > 0 || v.nsec > 0 ? Fopen.CACHE_DIR | Fopen.KEEP_CACHE : 0)
     e.u32(0)
   },
   sent: (ctx, fh, ok) => { if (!ok) ctx.dirs.release(fh) }

@@ -60,7 +60,10 @@ export const linkOp = op<{ oldNodeId: number, name: string }, EntryResult>({
   run: async (ctx, h, a) => {
     const existing = ctx.nodes.path(a.oldNodeId)
     const path = ctx.nodes.childPath(h.nodeid, a.name)
-    return entryFor(ctx, path, await ctx.fs.link(existing, path))
+    const attr = await ctx.fs.link(existing, path)
+    // One kernel inode for both names, whatever their st_ino (nodes.ts).
+    const linked = ctx.nodes.get(a.oldNodeId)
+    return entryFor(ctx, path, attr, linked?.ino === attr.ino ? linked : undefined)
   },
   ...entryReply
 })

@@ -47,14 +47,19 @@ export const lookupOp = op<string, EntryResult | undefined>({
   decode: (d) => d.cstr(),
   run: async (ctx, h, name) => {
     const path = ctx.nodes.childPath(h.nodeid, name)
-    let attr: Attr
-    try {
-      attr = await ctx.fs.getattr(path)
-    } catch (err) {
-      if (ctx.negativeValid !== undefined && isCode(err, 'ENOENT')) return undefined
-      throw err
+    let attr: Attr | undefined
+    if (ctx.fs.lookupAttr !== undefined) {
+      attr = await ctx.fs.lookupAttr(path)
+      if (attr === undefined && ctx.negativeValid === undefined) throw fsError('ENOENT', 'lookup', path)
+    } else {
+      try {
+        attr = await ctx.fs.getattr(path)
+      } catch (err) {
+        if (ctx.negativeValid !== undefined && isCode(err, 'ENOENT')) return undefined
+        throw err
+      }
     }
-    return entryFor(ctx, path, attr)
+    return attr === undefined ? undefined : entryFor(ctx, path, attr)
   },
   encode: (e, r, ctx) => {
     if (r !== undefined) encodeEntry(e, r, ctx)

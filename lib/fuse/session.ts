@@ -27,7 +27,17 @@
  * while it blocks in read(2), no signal handler (SIGTERM's clean unmount),
  * timer or IPC message runs, and libuv restarts the read after a signal.
  * Serving the whole connection, union included, from a worker thread with
- * that loop would keep the main thread free for them.
+ * that loop keeps the main thread free for them: that is the 'sync' loop
+ * below, which thread.ts runs in a worker and uses by default (a READLINK
+ * round trip: about 20-30 us against 60-80 us for the pool reads, the same
+ * as unionfs-fuse's 23 us; README "FUSE backends"). The pool reads stay for
+ * a union served on the caller's thread (UNIONFS_TS_SERVE=pool, tests that
+ * serve in-process, a union without `threadSpec`).
+ *
+ * Invalidation: the union reports copy-ups (`watch`); the kernel is told to
+ * drop the attributes it cached for each copied entry before the reply of
+ * the request that caused it (`onUnionChange`), which is what makes long
+ * entry/attr/negative timeouts exact for changes made through the mount.
  *
  * When this process dies (SIGKILL, a crash), the kernel closes its
  * /dev/fuse descriptor, the connection's only one (it is close-on-exec;
@@ -47,7 +57,7 @@
  */
 import * as fs from 'node:fs'
 import { errnoCode, errnoOf } from '../errors'
-import type { UnionFsApi } from '../union/types'
+import type { UnionChange, UnionFsApi } from '../union/types'
 import { BufferPool } from './buffers'
 import { Decoder, Encoder, decodeHeader, readU64, timeout, writeU64, type RequestHeader } from './codec'
 import { DirHandles } from './dirs'
@@ -59,6 +69,7 @@ import { Passthrough, type BackingIoctls } from './passthrough'
 import {
   InHeader, Notify, NotifyInvalEntryOut, NotifyInvalInodeOut, OP_NAMES, OutHeader
 } from './protocol'
+import { FLAG_ABANDON, FLAG_MINOR, FLAG_MOUNTED, type SharedState } from './shared-state'
 import type { FuseStats } from './types'
 
 /** 1 MiB writes and reads: 256 pages of 4 KiB. */
@@ -85,6 +96,17 @@ export interface SessionConfig {
   /** The backing-file ioctls; undefined without the native addon. */
   backing: BackingIoctls | undefined
   debug: boolean
+  /**
+   * 'pool' (default): READS asynchronous reads on the thread pool. 'sync':
+   * one blocking readSync loop, each request run to its reply before the
+   * next read; only for a worker thread that serves the whole connection
+   * (thread.ts), since nothing else runs on a thread blocked in read(2).
+   */
+  loop?: 'pool' | 'sync'
+  /** Flags and counters shared with the thread that owns the mount (thread.ts, shared-state.ts). */
+  shared?: SharedState
+  /** Close the device when the session ends (default). False: its owner, another thread, does. */
+  ownsFd?: boolean
 }
 
 type Phase = 'mounting' | 'live' | 'stopping' | 'ended'
@@ -97,7 +119,14 @@ export class FuseConnection {
   private reads = 0
   private inflight = 0
   private requests = 0
+  /** Requests by opcode, for `unionfs-ts stats`. */
+  private readonly byOpcode: number[] = []
   private readonly fd: number
+  private readonly loop: 'pool' | 'sync'
+  private readonly shared: SharedState | undefined
+  private readonly ownsFd: boolean
+  /** Nodes whose attributes the kernel must drop, after the current reply (see `onUnionChange`). */
+  private readonly staleNodes = new Set<number>()
   private readonly table: OpTable = makeOpTable()
   private readonly dec = new Decoder()
   private readonly enc = new Encoder(BUFFER_SIZE)
@@ -106,6 +135,9 @@ export class FuseConnection {
 
   constructor (cfg: SessionConfig) {
     this.fd = cfg.fd
+    this.loop = cfg.loop ?? 'pool'
+    this.shared = cfg.shared
+    this.ownsFd = cfg.ownsFd ?? true
     this.log = new FuseLog(cfg.debug)
     this.closed = new Promise((resolve) => { this.resolveClosed = resolve })
     this.ctx = {
@@ -128,7 +160,81 @@ export class FuseConnection {
 
   /** Start reading: before mount(8) runs, since the kernel sends INIT during the mount. */
   start (): void {
+    this.ctx.fs.watch?.((c) => { this.onUnionChange(c) })
+    if (this.loop === 'sync') {
+      this.reads++
+      this.syncLoop().catch((err: unknown) => {
+        this.log.error('the serving loop failed', err)
+        this.stop()
+      }).finally(() => {
+        this.reads--
+        this.maybeEnd()
+      })
+      return
+    }
     for (let i = 0; i < READS; i++) this.read(0)
+  }
+
+  /**
+   * The 'sync' loop: read a request with a blocking readSync, run it to its
+   * reply, read the next. A handler that only touches the union's
+   * synchronous calls settles in microtasks, so a request costs one read(2)
+   * and one write(2) on this thread, with no thread-pool or event-loop
+   * hand-off; an op awaiting real I/O yields to the event loop as usual.
+   * Before the mount exists the device answers EPERM: retry on a timer,
+   * which also lets the owner's flags (mounted, abandon) be seen.
+   */
+  private async syncLoop (): Promise<void> {
+    const flags = this.shared?.flags
+    for (;;) {
+      if (flags !== undefined && this.phase === 'mounting') {
+        if (Atomics.load(flags, FLAG_ABANDON) !== 0) { this.phase = 'stopping'; return }
+        if (Atomics.load(flags, FLAG_MOUNTED) !== 0) this.setMounted()
+      }
+      if (this.phase === 'stopping' || this.phase === 'ended') return
+      const buf = this.ctx.pool.take()
+      let n: number
+      try {
+        n = fs.readSync(this.fd, buf, 0, buf.length, null)
+      } catch (err) {
+        this.ctx.pool.give(buf)
+        switch ((err as NodeJS.ErrnoException).code) {
+          case 'EINTR':
+          case 'EAGAIN':
+            continue
+          case 'EPERM':
+            if (this.requests === 0) { await new Promise(resolve => setTimeout(resolve, 2)); continue }
+            break
+          case 'ENODEV':
+            this.log.info('device says ENODEV: unmounted')
+            this.stop()
+            return
+        }
+        this.log.error('reading /dev/fuse failed, ending the session', err)
+        this.stop()
+        return
+      }
+      const running = this.dispatch(buf, n)
+      if (running !== undefined) await running
+      if (this.shared !== undefined) this.publish(this.shared.counters)
+    }
+  }
+
+  /** Copy the stats into the shared counters (statsFromCounters reads them). */
+  private publish (c: Float64Array): void {
+    const pt = this.ctx.passthrough.stats()
+    c[0] = this.requests
+    c[1] = this.ctx.nodes.size
+    c[2] = this.ctx.dirs.size
+    c[3] = this.ctx.fhNodes.size
+    c[4] = this.ctx.conn.passthrough ? 1 : 0
+    c[5] = pt.passthrough
+    c[6] = pt.cached
+    c[7] = pt.registered
+    c[8] = pt.backings
+    const by = this.byOpcode
+    for (let op = 0; op < by.length && op < 64; op++) c[9 + op] = by[op] ?? 0
+    if (this.shared !== undefined) Atomics.store(this.shared.flags, FLAG_MINOR, this.ctx.conn.minor)
   }
 
   /** mount(8) succeeded. */
@@ -146,6 +252,7 @@ export class FuseConnection {
     const pt = this.ctx.passthrough.stats()
     return {
       requests: this.requests,
+      requestsByKind: Object.fromEntries(this.byOpcode.flatMap((n, op) => n === undefined ? [] : [[OP_NAMES[op] ?? `op${op}`, n]])),
       nodes: this.ctx.nodes.size,
       openDirs: this.ctx.dirs.size,
       openFiles: this.ctx.fhNodes.size,
@@ -199,11 +306,11 @@ export class FuseConnection {
       return
     }
     this.read(0)
-    this.dispatch(buf, n)
+    void this.dispatch(buf, n)
   }
 
-  /** The generic wrapper: decode, run the op, send its one reply. */
-  private dispatch (buf: Buffer, n: number): void {
+  /** The generic wrapper: decode, run the op, send its one reply. Returns the running op, if any. */
+  private dispatch (buf: Buffer, n: number): Promise<void> | undefined {
     this.requests++
     let h: RequestHeader
     let bodyEnd: number
@@ -216,6 +323,7 @@ export class FuseConnection {
       this.ctx.pool.give(buf)
       return
     }
+    this.byOpcode[h.opcode] = (this.byOpcode[h.opcode] ?? 0) + 1
     const spec = this.table[h.opcode]
     if (spec === undefined) {
       this.ctx.pool.give(buf)
@@ -236,7 +344,7 @@ export class FuseConnection {
     if (spec.keepsBuffer !== true) this.ctx.pool.give(buf)
     this.log.request(h.unique, OP_NAMES[h.opcode], h.nodeid, args)
     this.inflight++
-    void this.run(spec, h, args, spec.keepsBuffer === true ? buf : undefined)
+    return this.run(spec, h, args, spec.keepsBuffer === true ? buf : undefined)
   }
 
   private async run (spec: OpSpec<unknown, unknown>, h: RequestHeader, args: unknown, held: Buffer | undefined): Promise<void> {
@@ -246,9 +354,11 @@ export class FuseConnection {
         r = await spec.run(this.ctx, h, args)
       } catch (err) {
         const errno = this.errnoFor(err, h)
+        if (this.staleNodes.size > 0) this.sendNotices()
         if (spec.noReply !== true) this.reply(h.unique, errno)
         return
       }
+      if (this.staleNodes.size > 0) this.sendNotices()
       if (spec.noReply === true) return
       let ok: boolean
       try {
@@ -321,8 +431,49 @@ export class FuseConnection {
     }
   }
 
-  notifyInvalEntry (parentNodeId: number, name: string): boolean {
-    if (this.phase !== 'live' || this.ctx.conn.minor === 0) return false
+  /**
+   * The union changed more than the request named (a copy-up, possibly of
+   * ancestors too): what the kernel cached may be stale. Noted now, sent
+   * by `sendNotices` once the request that caused it has its reply (a
+   * notice about an inode a pending request holds would deadlock).
+   *
+   * Sent before that reply, so the caller never sees the old state after
+   * its call returned: an attributes-only notice waits for nothing of
+   * ours (see `sendNotices`), even about the request's own inode.
+   *
+   * What goes stale is the copied entry's attributes: its ctime, and a
+   * directory that became merged reports st_nlink 1. The reply of the op
+   * that copied may carry none (OPEN's doesn't), and the ancestors it
+   * copied are not named in it at all. Names and data stay right: a copy
+   * has the same st_ino and bytes, and no other name shares its kernel
+   * inode (a lower hard link gets a node per name, nodes.ts). Nothing else
+   * the union does behind a request changes what another name resolves
+   * to: whiteouts, opaque directories and redirects only ever hide or move
+   * the names the request itself removed, made or renamed, which the
+   * kernel updates on its own from the reply.
+   */
+  private onUnionChange (c: UnionChange): void {
+    const id = this.ctx.nodes.nodeIdOf(c.path)
+    if (id !== undefined) this.staleNodes.add(id)
+  }
+
+  /**
+   * Attributes-only INVAL_INODE (offset -1: no page-cache walk, so no page
+   * locks) bumps the inode's attribute version under a spinlock and drops
+   * its cached attributes: it never waits for a request, so the serving
+   * thread may write it before the reply of a request on that very inode
+   * (whose reply attributes the kernel then ignores as older). INVAL_ENTRY
+   * would take the parent directory's lock, which a pending request may
+   * hold: a single serving thread must not wait for that, so none is sent.
+   */
+  private sendNotices (): void {
+    for (const id of this.staleNodes) this.notifyInvalInode(id, -1, 0)
+    this.staleNodes.clear()
+  }
+
+  /** `owned`: sent for a connection another thread serves (thread.ts), which checked INIT itself. */
+  notifyInvalEntry (parentNodeId: number, name: string, owned = false): boolean {
+    if (this.phase !== 'live' || (!owned && this.ctx.conn.minor === 0)) return false
     const namelen = Buffer.byteLength(name)
     const len = OutHeader.SIZE + NotifyInvalEntryOut.SIZE + namelen + 1
     const b = Buffer.alloc(len)
@@ -336,8 +487,8 @@ export class FuseConnection {
     return this.write(b, len) === 'ok'
   }
 
-  notifyInvalInode (nodeId: number, off: number, len: number): boolean {
-    if (this.phase !== 'live' || this.ctx.conn.minor === 0) return false
+  notifyInvalInode (nodeId: number, off: number, len: number, owned = false): boolean {
+    if (this.phase !== 'live' || (!owned && this.ctx.conn.minor === 0)) return false
     const size = OutHeader.SIZE + NotifyInvalInodeOut.SIZE
     const b = Buffer.alloc(size)
     b.writeUInt32LE(size, OutHeader.len)
@@ -359,10 +510,12 @@ export class FuseConnection {
   private maybeEnd (): void {
     if (this.phase !== 'stopping' || this.reads > 0 || this.inflight > 0) return
     this.phase = 'ended'
-    try {
-      fs.closeSync(this.fd)
-    } catch (err) {
-      this.log.error('closing /dev/fuse', err)
+    if (this.ownsFd) {
+      try {
+        fs.closeSync(this.fd)
+      } catch (err) {
+        this.log.error('closing /dev/fuse', err)
+      }
     }
     const done = (): void => { this.resolveClosed() }
     if (!this.mounted) { done(); return }

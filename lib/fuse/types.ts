@@ -44,6 +44,8 @@ export interface FuseMountOptions {
 export interface FuseStats {
   /** Requests read from the device so far. */
   requests: number
+  /** The same, by kind (LOOKUP, GETATTR, ...); absent from the fuse-native transport. */
+  requestsByKind?: Record<string, number>
   /** Node ids the kernel holds (the root included). */
   nodes: number
   openDirs: number
@@ -73,7 +75,11 @@ export interface FuseSession {
   notifyInvalEntry: (parentNodeId: number, name: string) => boolean
   /** Drop cached attributes and the data in [off, off+len) (len <= 0: to the end) of a node. */
   notifyInvalInode: (nodeId: number, off: number, len: number) => boolean
-  /** The node id the kernel knows `path` by, if any (for the notify calls). */
+  /**
+   * The node id the kernel knows `path` by, if any (for the notify calls).
+   * Undefined while a worker thread serves the mount (thread.ts): the node
+   * table lives there.
+   */
   nodeIdOf: (path: string) => number | undefined
   stats: () => FuseStats
 }

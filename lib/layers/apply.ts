@@ -30,9 +30,10 @@
  * first refused entry ends the apply with its error.
  *
  * Privileges. Without root, owners are kept only where the kernel allows,
- * device nodes and trusted.* xattrs are skipped, and whiteouts are written
- * in the AUFS dialect (Whiteouts falls back by itself); each kind of loss is
- * reported once as a warning.
+ * device nodes and trusted.* xattrs are skipped, and the overlay dialect
+ * is overlayfs' userxattr form (whiteout devices, which Linux 5.8+ lets a
+ * user make, and user.overlay.* xattrs; before 5.8 Whiteouts falls back to
+ * AUFS whiteouts by itself); each kind of loss is reported once as a warning.
  */
 import * as fs from 'node:fs'
 import type { Readable } from 'node:stream'

@@ -11,7 +11,10 @@
  * nothing of that name, files empty and mode 0755 (a runtime bind-mounts
  * the real ones over them); a parent the image already has is made with the
  * image's mode, owner and times, as a copy-up would, so the init layer
- * changes nothing the image shows but these names.
+ * changes nothing the image shows but these names. No device node is ever
+ * made (dev/console is an empty file), so a user builds the same init layer
+ * as root; only a parent's owner, which a user cannot give away, stays the
+ * user's.
  *
  * A container is recorded in ROOT/containers/<name>.json (its image).
  */
@@ -96,7 +99,12 @@ async function fillInit (store: LayerStore, id: string, imageLayers: string[]): 
     }
     branch.mkdir(parent, 0o755)
     if (shadowed !== undefined) {
-      branch.lchown(parent, shadowed.uid, shadowed.gid)
+      try {
+        branch.lchown(parent, shadowed.uid, shadowed.gid)
+      } catch (err) {
+        // A user cannot give a directory away: it stays the user's.
+        if (process.getuid?.() === 0 || (err as NodeJS.ErrnoException).code !== 'EPERM') throw err
+      }
       branch.chmod(parent, shadowed.mode & 0o7777)
       dirTimes.set(parent, shadowed)
     } else {

@@ -47,7 +47,9 @@ export class CopyUp {
     private readonly resolver: Resolver,
     private readonly upper: WritableBranch,
     private readonly work: Workdir,
-    private readonly ns: string
+    private readonly ns: string,
+    /** Root: every metadata step must succeed. */
+    private readonly privileged = process.getuid?.() === 0
   ) {}
 
   /** Makes `path` served by the writable branch and returns its new entry. */
@@ -98,18 +100,34 @@ export class CopyUp {
     return fresh
   }
 
-  /** Owner, then mode (chown clears set-ID bits), xattrs, origin, and times last. */
+  /**
+   * Owner, then mode (chown clears set-ID bits), xattrs, origin, and times
+   * last. Without root, what the kernel refuses a user is left out rather
+   * than failing the copy-up: an owner other than the daemon's user (the
+   * copy stays the user's), xattrs outside user.* (security.capability...),
+   * and the origin on a symlink or special file (user.* xattrs are for
+   * regular files and directories only), whose st_ino then changes.
+   */
   private copyMeta (src: ReadonlyBranch, e: Entry, tmp: string, st: fs.BigIntStats): void {
     const dst = this.work.dir
-    dst.lchown(tmp, Number(st.uid), Number(st.gid))
+    this.unlessRefused(() => { dst.lchown(tmp, Number(st.uid), Number(st.gid)) })
     if (!e.stat.isSymbolicLink()) dst.chmod(tmp, Number(st.mode) & 0o7777)
     for (const name of src.listxattr(e.top.rel)) {
       if (isPrivateXattr(name)) continue
       const v = src.getxattr(e.top.rel, name)
-      if (v !== undefined) dst.setxattr(tmp, name, v)
+      if (v !== undefined) this.unlessRefused(() => { dst.setxattr(tmp, name, v) })
     }
-    dst.setxattr(tmp, originXattr(this.ns), encodeOrigin(e.ino))
+    this.unlessRefused(() => { dst.setxattr(tmp, originXattr(this.ns), encodeOrigin(e.ino)) })
     dst.utimens(tmp, timeOf(st.atimeNs), timeOf(st.mtimeNs))
+  }
+
+  /** Runs `step`; without root, EPERM (the kernel's no to a user) skips it. */
+  private unlessRefused (step: () => void): void {
+    try {
+      step()
+    } catch (err) {
+      if (this.privileged || !isCode(err, 'EPERM')) throw err
+    }
   }
 
   /** The data, up to `size` when a truncate follows; returns the bytes copied. */

@@ -35,7 +35,7 @@ export function makeEntry (core: Core, path: string, caller: Caller | undefined,
     try {
       build(work.dir, tmp)
       if (caller !== undefined) giveTo(core, work.dir, tmp, dir, caller)
-      if (isDir) whiteouts.makeOpaque(tmp, work.dir)
+      if (isDir) whiteouts.makeOpaque(tmp, work.dir, path)
       const at = upper.lstat(path)
       if (at !== undefined && isWhiteoutStat(at) && isDir) {
         work.moveIn(tmp, upper, path, native.RENAME_EXCHANGE)

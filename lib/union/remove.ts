@@ -56,7 +56,7 @@ function removeName (core: Core, path: string, isDir: boolean): void {
 export function replaceWithWhiteout (core: Core, path: string, isDir: boolean): void {
   const { upper, work, whiteouts } = core
   const tmp = work.tempName()
-  if (whiteouts.whiteoutForReplace(tmp, baseName(path), work.dir)) {
+  if (whiteouts.whiteoutForReplace(tmp, baseName(path), work.dir, path)) {
     try {
       work.moveIn(tmp, upper, path, native.RENAME_EXCHANGE)
     } finally {

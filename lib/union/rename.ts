@@ -83,7 +83,11 @@ function move (core: Core, src: Entry, to: string, dst: Entry | undefined): void
       discardUpper(core, from)
     }
   } else {
-    upper.rename(from, to, srcBelow && !aufsWhiteout ? native.RENAME_WHITEOUT : 0)
+    const started = performance.now()
+    const leaveWhiteout = srcBelow && !aufsWhiteout
+    upper.rename(from, to, leaveWhiteout ? native.RENAME_WHITEOUT : 0)
+    // RENAME_WHITEOUT left the overlay-form whiteout at `from` in the same step.
+    if (leaveWhiteout) whiteouts.onMade('whiteout', from, 'overlay', performance.now() - started)
   }
   whiteouts.clearWhiteout(toDir, toName)
   forget(core, from, src.isDir)

@@ -119,4 +119,39 @@ export interface UnionFsApi {
    * the descriptor stays the union's (the kernel takes its own reference).
    */
   backingFd? (fh: number): number | undefined
+
+  /**
+   * Optional. How to open this same union in another thread: `module`
+   * exports `openUnion(arg)`, resolving to a UnionFsApi over the same
+   * branches; `arg` is structured-cloneable. The FUSE transport then serves
+   * the mount from a worker thread that owns that union (lib/fuse/thread.ts);
+   * undefined keeps it on this thread.
+   */
+  threadSpec? (): UnionThreadSpec | undefined
+
+  /**
+   * Optional. `listener` learns of changes the union makes beyond what the
+   * call named: each entry copied up (a file and every ancestor directory
+   * the copy-up made). The FUSE transport turns them into invalidation
+   * notices for what the kernel may have cached (attributes, hard links).
+   */
+  watch? (listener: (change: UnionChange) => void): void
+
+  /**
+   * Optional. getattr for a name looked up in a directory, answering
+   * undefined where getattr would throw ENOENT: a missing name is the
+   * common case of $PATH and import searches, and an error object with a
+   * stack costs more than the lookup itself.
+   */
+  lookupAttr? (path: string): Promise<Attr | undefined>
+}
+
+export interface UnionChange {
+  kind: 'copy-up'
+  path: string
+}
+
+export interface UnionThreadSpec {
+  module: string
+  arg: unknown
 }

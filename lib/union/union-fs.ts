@@ -33,9 +33,11 @@ import { mergedListing } from './readdir'
 import { rename } from './rename'
 import { rmdir, unlink } from './remove'
 import { Resolver, type Entry } from './resolve'
-import type { Attr, Caller, DirEntry, StatFs, TimeSpec, UnionFsApi } from './types'
+import type { Attr, Caller, DirEntry, StatFs, TimeSpec, UnionChange, UnionFsApi, UnionThreadSpec } from './types'
 import { isPrivateXattr, Whiteouts } from './whiteouts'
 import { Workdir } from './workdir'
+import { isMainThread } from 'node:worker_threads'
+import { COUNTER_WORDS, SharedCounters, STATS_WORDS, type UnionCounters, type UnionEvent, type UnionObserver } from './events'
 
 const { O_RDONLY, O_WRONLY, O_RDWR, O_TRUNC, O_CREAT, O_EXCL, O_NOCTTY } = fs.constants
 const O_ACCMODE = O_RDONLY | O_WRONLY | O_RDWR
@@ -43,6 +45,8 @@ const O_ACCMODE = O_RDONLY | O_WRONLY | O_RDWR
 export interface UnionFsOptions {
   /** The dentry cache's clock (tests inject one). */
   clock?: Clock
+  /** Where the counters live: a twin serving in a worker thread shares its owner's. */
+  statsBuffer?: SharedArrayBuffer
 }
 
 export class UnionFs implements UnionFsApi {
@@ -51,10 +55,15 @@ export class UnionFs implements UnionFsApi {
   readonly resolver: Resolver
   private readonly core?: Core
   private readonly handles = new Handles()
-  /** Counters for `stats`. */
-  readonly counters = { copyUps: 0, bytesCopied: 0 }
+  /** The transport's watchers (watch()). */
+  private readonly watchers: Array<(change: UnionChange) => void> = []
+  /** Counters for `stats`, shared with a serving thread's twin (events.ts). */
+  readonly counters: UnionCounters
+  private readonly statsBuffer: SharedArrayBuffer
   /** Observers of copy-ups (tracing). */
   readonly copyUpListeners: Array<(e: CopyUpEvent) => void> = []
+  /** Observers of every copy-up, whiteout, opaque mark and rename (lib/observe/). */
+  readonly observers: UnionObserver[] = []
 
   private constructor (readonly config: UnionConfig, opts: UnionFsOptions) {
     const layers: ReadonlyBranch[] = []
@@ -64,7 +73,10 @@ export class UnionFs implements UnionFsApi {
     }
     for (const dir of config.lowers) layers.push(readonlyBranch(dir, layers.length))
     this.layers = layers
-    const cache = new DentryCache<Entry>(config.cacheEntries, config.cacheTtlMs, opts.clock)
+    this.statsBuffer = opts.statsBuffer ?? new SharedArrayBuffer(STATS_WORDS * 8)
+    this.counters = new SharedCounters(new Float64Array(this.statsBuffer, 0, COUNTER_WORDS))
+    const cacheCounters = new Float64Array(this.statsBuffer, COUNTER_WORDS * 8, STATS_WORDS - COUNTER_WORDS)
+    const cache = new DentryCache<Entry>(config.cacheEntries, config.cacheTtlMs, opts.clock, cacheCounters)
     // The lower indexes share the dentry cache's budget, counted in names.
     const lowerIndex = config.cacheEntries > 0 ? new LowerIndex(layers, config.cacheEntries * 4) : undefined
     this.resolver = new Resolver(layers, cache, config.xattrNamespace, this.upper !== undefined, lowerIndex)
@@ -73,6 +85,11 @@ export class UnionFs implements UnionFsApi {
       const whiteouts = new Whiteouts(this.upper, config.whiteout, config.xattrNamespace)
       const copyUp = new CopyUp(this.resolver, this.upper, work, config.xattrNamespace)
       copyUp.onCopied = (entry, event) => this.copiedUp(entry, event)
+      whiteouts.onMade = (kind, p, form, ms) => {
+        if (kind === 'whiteout') this.counters.whiteouts++
+        else this.counters.opaques++
+        this.emit({ kind, path: p, layer: 0, form, ms })
+      }
       this.core = {
         layers, upper: this.upper, resolver: this.resolver, whiteouts, copyUp, work,
         privileged: process.getuid?.() === 0
@@ -86,8 +103,24 @@ export class UnionFs implements UnionFsApi {
    * already applied the caller's.
    */
   static async open (config: UnionConfig, opts: UnionFsOptions = {}): Promise<UnionFs> {
-    process.umask(0)
+    // Process-wide, and refused in a worker thread (the main thread opened its union first).
+    if (isMainThread) process.umask(0)
     return new UnionFs(config, opts)
+  }
+
+  /**
+   * The FUSE transport serves from a worker thread holding a twin of this
+   * union (openUnion below); this instance then stays idle. Not while
+   * something observes this instance: its observers would see nothing.
+   */
+  watch (listener: (change: UnionChange) => void): void {
+    this.watchers.push(listener)
+  }
+
+  threadSpec (): UnionThreadSpec | undefined {
+    if (this.copyUpListeners.length > 0 || this.observers.length > 0) return undefined
+    // The twin counts into this instance's counters (shared memory), so `stats` sees them.
+    return { module: __filename, arg: { config: this.config, statsBuffer: this.statsBuffer } }
   }
 
   cacheStats (): CacheStats {
@@ -98,6 +131,11 @@ export class UnionFs implements UnionFsApi {
 
   async getattr (p: string): Promise<Attr> {
     return this.attrOf(this.resolver.get(p, 'lstat'))
+  }
+
+  async lookupAttr (p: string): Promise<Attr | undefined> {
+    const e = this.resolver.lookup(p)
+    return e === undefined ? undefined : this.attrOf(e)
   }
 
   async fgetattr (fh: number): Promise<Attr> {
@@ -254,7 +292,13 @@ export class UnionFs implements UnionFsApi {
   }
 
   async rename (from: string, to: string, flags: number): Promise<void> {
-    rename(this.mutable('rename', from), from, to, flags)
+    const core = this.mutable('rename', from)
+    const started = performance.now()
+    const bytesBefore = this.counters.bytesCopied
+    const fromLayer = this.resolver.lookup(from)?.top.layer ?? 0
+    rename(core, from, to, flags)
+    this.counters.renames++
+    this.emit({ kind: 'rename', path: from, to, fromLayer, toLayer: 0, bytes: this.counters.bytesCopied - bytesBefore, ms: performance.now() - started })
   }
 
   // ---- attribute changes: copy-up, then change the upper copy ----
@@ -312,6 +356,15 @@ export class UnionFs implements UnionFsApi {
     this.counters.bytesCopied += event.bytes
     if (!entry.isDir) this.handles.repoint(entry.ino, () => this.upper!.open(entry.path, O_RDONLY))
     for (const l of this.copyUpListeners) l(event)
+    for (const w of this.watchers) w({ kind: 'copy-up', path: entry.path })
+    this.emit({ kind: 'copy-up', path: event.path, fromLayer: event.fromLayer, toLayer: 0, bytes: event.bytes, ms: event.ms })
+  }
+
+  /** An observer's failure is its own: it never fails the operation. */
+  private emit (e: UnionEvent): void {
+    for (const o of this.observers) {
+      try { o(e) } catch {}
+    }
   }
 
   private attrOf (e: Entry): Attr {
@@ -362,4 +415,9 @@ function timeArg (t: TimeSpec): native.TimeArg {
   if (Array.isArray(t)) return t
   const sec = Math.floor(t / 1000)
   return [sec, Math.round((t - sec * 1000) * 1e6)]
+}
+
+/** A twin of a union for a serving thread (UnionFs.threadSpec). */
+export async function openUnion (arg: { config: UnionConfig, statsBuffer?: SharedArrayBuffer }): Promise<UnionFs> {
+  return await UnionFs.open(arg.config, arg.statsBuffer === undefined ? {} : { statsBuffer: arg.statsBuffer })
 }

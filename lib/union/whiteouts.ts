@@ -16,6 +16,7 @@
  * xattrs (`*.overlay.*`, `*.unionfs-ts.*`).
  */
 import * as fs from 'node:fs'
+import * as os from 'node:os'
 import type { ReadonlyBranch, WritableBranch } from '../branch/branch'
 import type { WhiteoutDialect } from './config'
 import { childRel } from './paths'
@@ -124,7 +125,28 @@ function redirectTarget (rel: string, value: string): string | undefined {
   return childRel(rel.slice(0, rel.lastIndexOf('/')) || '/', value)
 }
 
+/** What a whiteout or opaque mark was made as: `.wh.` files or overlayfs' device node / xattr. */
+export type MarkForm = 'aufs' | 'overlay'
+
+/** Told of each whiteout and opaque mark made (union path, time taken): tracing and stats. */
+export type MarkObserver = (kind: 'whiteout' | 'opaque', path: string, form: MarkForm, ms: number) => void
+
+/**
+ * Can a process without root make an overlay whiteout (a char device 0/0)?
+ * Linux 5.8 and later let anyone make that one device node (mknod and
+ * RENAME_WHITEOUT; overlayfs' `userxattr` mode relies on it), so a user's
+ * overlay dialect is overlayfs' userxattr form: device whiteouts, `user.`
+ * xattrs. Before 5.8 a user writes AUFS whiteouts.
+ */
+export function userWhiteoutDevices (release = os.release()): boolean {
+  const [major, minor] = release.split('.').map(n => parseInt(n, 10))
+  return major > 5 || (major === 5 && minor >= 8)
+}
+
 export class Whiteouts {
+  /** Observer of the marks made (lib/observe/ sets it through UnionFs); none by default. */
+  onMade: MarkObserver = () => {}
+
   constructor (
     private readonly upper: WritableBranch,
     readonly dialect: WhiteoutDialect,
@@ -133,17 +155,21 @@ export class Whiteouts {
 
   /**
    * Makes a whiteout for NAME in `dirRel`, where the upper branch has
-   * nothing of that name. An overlay-dialect whiteout is a device node, which
-   * only root can make; without that privilege the AUFS dialect is written.
+   * nothing of that name. An overlay-dialect whiteout is a device node,
+   * which a user may make only on Linux 5.8 and later
+   * (userWhiteoutDevices); otherwise the AUFS dialect is written.
    */
   whiteout (dirRel: string, name: string): void {
+    const started = performance.now()
     // `.wh.` + a name near the 255-byte limit does not fit: such a name gets
     // the device-node form whatever the dialect, where that is possible.
-    if (!this.writesAufs(name)) {
+    const aufs = this.writesAufs(name)
+    if (!aufs) {
       this.upper.mknod(childRel(dirRel, name), fs.constants.S_IFCHR | 0o000, 0)
     } else {
       this.writeAufs(dirRel, name)
     }
+    this.onMade('whiteout', childRel(dirRel, name), aufs ? 'aufs' : 'overlay', performance.now() - started)
   }
 
   /**
@@ -152,9 +178,11 @@ export class Whiteouts {
    * false in the AUFS dialect, where the whiteout is a sibling file instead:
    * the caller then writes it with `whiteout()` and removes the entry.
    */
-  whiteoutForReplace (tmpRel: string, name: string, work: WritableBranch): boolean {
+  whiteoutForReplace (tmpRel: string, name: string, work: WritableBranch, forPath = tmpRel): boolean {
     if (this.writesAufs(name)) return false
+    const started = performance.now()
     work.mknod(tmpRel, fs.constants.S_IFCHR | 0o000, 0)
+    this.onMade('whiteout', forPath, 'overlay', performance.now() - started)
     return true
   }
 
@@ -170,7 +198,9 @@ export class Whiteouts {
 
   /** Makes the AUFS whiteout `.wh.NAME` in `dirRel`, whatever is at NAME. */
   whiteoutBeside (dirRel: string, name: string): void {
+    const started = performance.now()
     this.writeAufs(dirRel, name)
+    this.onMade('whiteout', childRel(dirRel, name), 'aufs', performance.now() - started)
   }
 
   /** Removes any whiteout of NAME in `dirRel` of the upper branch. */
@@ -190,13 +220,15 @@ export class Whiteouts {
   }
 
   /** Marks an upper directory opaque: nothing below it shows through. */
-  makeOpaque (rel: string, branch: WritableBranch = this.upper): void {
+  makeOpaque (rel: string, branch: WritableBranch = this.upper, forPath = rel): void {
+    const started = performance.now()
     if (this.dialect === 'overlay') {
       branch.setxattr(rel, `${this.ns}.overlay.opaque`, Buffer.from('y'))
     } else {
       const fd = branch.open(childRel(rel, OPAQUE_MARKER), fs.constants.O_WRONLY | fs.constants.O_CREAT, 0o444)
       fs.closeSync(fd)
     }
+    this.onMade('opaque', forPath, this.dialect, performance.now() - started)
   }
 
   /**
@@ -227,6 +259,6 @@ export class Whiteouts {
   }
 
   private canMknod (): boolean {
-    return this.ns === 'trusted'
+    return this.ns === 'trusted' || userWhiteoutDevices()
   }
 }

@@ -62,5 +62,6 @@ bool register_xattr(napi_env env, napi_value exports, napi_value constants);
 bool register_inode(napi_env env, napi_value exports, napi_value constants);
 bool register_data(napi_env env, napi_value exports, napi_value constants);
 bool register_mount(napi_env env, napi_value exports, napi_value constants);
+bool register_fdpass(napi_env env, napi_value exports, napi_value constants);
 
 }  // namespace shim
