@@ -19,9 +19,8 @@
  * thread. `fusermount` (the same program on Debian's fuse3, or fuse 2's)
  * stands in when fusermount3 is missing.
  */
-import { spawn } from 'node:child_process'
 import * as fs from 'node:fs'
-import { runCommand, type CommandResult } from './mount-cmd'
+import { failure, runCommand, type CommandResult } from './mount-cmd'
 
 interface FdNative {
   socketpair: () => [number, number]
@@ -29,11 +28,6 @@ interface FdNative {
 }
 
 const PROGRAMS = ['fusermount3', 'fusermount']
-
-function failure (what: string, r: CommandResult): Error {
-  const why = r.stderr !== '' ? r.stderr.split('\n')[0] : r.signal !== null ? `killed by ${r.signal}` : `exit status ${String(r.code)}`
-  return new Error(`${what}: ${why}`)
-}
 
 function missing (err: unknown): boolean {
   return (err as NodeJS.ErrnoException).code === 'ENOENT'
@@ -51,20 +45,9 @@ async function fusermount (args: readonly string[], passFd?: number): Promise<Co
   throw new Error('fusermount3 not found: a user mounts FUSE through the setuid fusermount3 of Debian\'s fuse3 package')
 }
 
+/** fusermount3 finds the socket to send the descriptor on in _FUSE_COMMFD: our fd 3 for it. */
 function run (cmd: string, args: readonly string[], passFd?: number): Promise<CommandResult> {
-  if (passFd === undefined) return runCommand(cmd, args)
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, {
-      stdio: ['ignore', 'pipe', 'pipe', passFd],
-      env: { ...process.env, _FUSE_COMMFD: '3' }
-    })
-    let stderr = ''
-    child.stdout?.resume()
-    child.stderr?.setEncoding('utf8')
-    child.stderr?.on('data', (s: string) => { stderr += s })
-    child.on('error', reject)
-    child.on('close', (code, signal) => { resolve({ code, signal, stderr: stderr.trim() }) })
-  })
+  return runCommand(cmd, args, passFd, passFd === undefined ? undefined : { _FUSE_COMMFD: '3' })
 }
 
 /**

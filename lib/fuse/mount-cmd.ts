@@ -14,11 +14,12 @@ export interface CommandResult {
   stderr: string
 }
 
-export function runCommand (cmd: string, args: readonly string[], passFd?: number): Promise<CommandResult> {
+/** Runs `cmd`, with `passFd` as its fd 3 when given and `env` added to ours. */
+export function runCommand (cmd: string, args: readonly string[], passFd?: number, env?: NodeJS.ProcessEnv): Promise<CommandResult> {
   return new Promise((resolve, reject) => {
     const stdio: Array<'ignore' | 'pipe' | number> = ['ignore', 'pipe', 'pipe']
     if (passFd !== undefined) stdio.push(passFd)
-    const child = spawn(cmd, args, { stdio })
+    const child = spawn(cmd, args, { stdio, env: env === undefined ? process.env : { ...process.env, ...env } })
     let stderr = ''
     child.stdout?.resume()
     child.stderr?.setEncoding('utf8')
@@ -28,8 +29,8 @@ export function runCommand (cmd: string, args: readonly string[], passFd?: numbe
   })
 }
 
-function failure (what: string, r: CommandResult): Error {
-  const why = r.stderr !== '' ? r.stderr : r.signal !== null ? `killed by ${r.signal}` : `exit status ${String(r.code)}`
+export function failure (what: string, r: CommandResult): Error {
+  const why = r.stderr !== '' ? r.stderr.split('\n')[0] : r.signal !== null ? `killed by ${r.signal}` : `exit status ${String(r.code)}`
   return new Error(`${what}: ${why}`)
 }
 

@@ -36,7 +36,7 @@ import { debugFromEnv } from './log'
 import { mountFd, unmountPath } from './mount-cmd'
 import type { BackingIoctls } from './passthrough'
 import type { SessionConfig } from './session'
-import { openConnection } from './thread'
+import { openConnection, type Connection } from './thread'
 import type { FuseMountOptions, FuseSession } from './types'
 
 const FSTYPE = 'fuse.unionfs-ts'
@@ -155,22 +155,7 @@ export async function mountFuse (unionFs: UnionFsApi, mountpoint: string, opts: 
   conn.setMounted()
   conn.log.info(`mounted ${fsname} on ${mnt} with ${mount2 !== undefined ? 'mount(2)' : 'mount(8)'}`)
 
-  let unmounting: Promise<void> | undefined
-  return {
-    mountpoint: mnt,
-    closed: conn.closed,
-    unmount: async () => {
-      unmounting ??= unmountPath(mnt).then(async () => { await conn.closed }, (err: unknown) => {
-        unmounting = undefined
-        throw err
-      })
-      await unmounting
-    },
-    notifyInvalEntry: (parent, name) => conn.notifyInvalEntry(parent, name),
-    notifyInvalInode: (node, off, len) => conn.notifyInvalInode(node, off, len),
-    nodeIdOf: (p) => conn.ctx.nodes.nodeIdOf(p),
-    stats: () => conn.stats()
-  }
+  return sessionOf(conn, mnt, unmountPath)
 }
 
 /**
@@ -190,12 +175,17 @@ async function mountAsUser (config: Omit<SessionConfig, 'fd' | 'backing'>, mnt: 
   conn.setMounted()
   conn.log.info(`mounted ${fsname} on ${mnt} with fusermount3 (uid ${process.getuid?.() ?? '?'}; passthrough off)`)
 
+  return sessionOf(conn, mnt, fuserUnmount)
+}
+
+/** The handle of a mounted connection; `unmount` runs `umount` once (again after a failure) and waits for the end. */
+function sessionOf (conn: Connection, mnt: string, umount: (mnt: string) => Promise<void>): FuseSession {
   let unmounting: Promise<void> | undefined
   return {
     mountpoint: mnt,
     closed: conn.closed,
     unmount: async () => {
-      unmounting ??= fuserUnmount(mnt).then(async () => { await conn.closed }, (err: unknown) => {
+      unmounting ??= umount(mnt).then(async () => { await conn.closed }, (err: unknown) => {
         unmounting = undefined
         throw err
       })

@@ -198,21 +198,10 @@ export class FuseConnection {
         n = fs.readSync(this.fd, buf, 0, buf.length, null)
       } catch (err) {
         this.ctx.pool.give(buf)
-        switch ((err as NodeJS.ErrnoException).code) {
-          case 'EINTR':
-          case 'EAGAIN':
-            continue
-          case 'EPERM':
-            if (this.requests === 0) { await new Promise(resolve => setTimeout(resolve, 2)); continue }
-            break
-          case 'ENODEV':
-            this.log.info('device says ENODEV: unmounted')
-            this.stop()
-            return
-        }
-        this.log.error('reading /dev/fuse failed, ending the session', err)
-        this.stop()
-        return
+        const delay = this.afterReadError(err as NodeJS.ErrnoException)
+        if (delay === undefined) return
+        if (delay > 0) await new Promise(resolve => setTimeout(resolve, delay))
+        continue
       }
       const running = this.dispatch(buf, n)
       if (running !== undefined) await running
@@ -286,27 +275,36 @@ export class FuseConnection {
     if (err !== null) {
       this.ctx.pool.give(buf)
       if (this.phase === 'stopping') { this.maybeEnd(); return }
-      switch (err.code) {
-        case 'EINTR':
-        case 'EAGAIN':
-          this.read(0)
-          return
-        case 'EPERM':
-          // The device is not attached to a mount yet (it never says EPERM
-          // once it is): retry until INIT arrives or mount(8) gives up.
-          if (this.requests === 0) { this.read(2); return }
-          break
-        case 'ENODEV':
-          this.log.info('device says ENODEV: unmounted')
-          this.stop()
-          return
-      }
-      this.log.error('reading /dev/fuse failed, ending the session', err)
-      this.stop()
+      const delay = this.afterReadError(err)
+      if (delay !== undefined) this.read(delay)
       return
     }
     this.read(0)
     void this.dispatch(buf, n)
+  }
+
+  /**
+   * What a failed read of the device means: read again after this many
+   * milliseconds, or undefined when the session has ended.
+   */
+  private afterReadError (err: NodeJS.ErrnoException): number | undefined {
+    switch (err.code) {
+      case 'EINTR':
+      case 'EAGAIN':
+        return 0
+      case 'EPERM':
+        // The device is not attached to a mount yet (it never says EPERM
+        // once it is): retry until INIT arrives or mount(8) gives up.
+        if (this.requests === 0) return 2
+        break
+      case 'ENODEV':
+        this.log.info('device says ENODEV: unmounted')
+        this.stop()
+        return undefined
+    }
+    this.log.error('reading /dev/fuse failed, ending the session', err)
+    this.stop()
+    return undefined
   }
 
   /** The generic wrapper: decode, run the op, send its one reply. Returns the running op, if any. */
