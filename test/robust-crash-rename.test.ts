@@ -135,6 +135,7 @@ for (const st of stacks(t)) {
       const calls = await changingCalls(daemonPid(e.mnt) as number, async () => { res = await rename(e, st.from, st.to) })
       t.equal(res?.code, 0, `the traced rename succeeds ${res?.stderr ?? ''}`)
       t.comment(`changing calls: ${describeCalls(calls)}`)
+      t.ok(calls.some(c => c.startsWith('rename')), 'the trace saw the rename')
       points = crashPoints(calls)
       e.mounted.unmount()
     } else {

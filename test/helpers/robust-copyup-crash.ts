@@ -249,6 +249,7 @@ export function copyUpCrashes (t: Test, which: RegExp): void {
         const calls = await changingCalls(pid as number, async () => { res = await runOp(e, tr) })
         t.equal(res?.code, 0, `the traced operation succeeds ${res?.stderr ?? ''}`)
         t.comment(`changing calls: ${describeCalls(calls)}`)
+        t.ok(calls.some(c => c.startsWith('rename')), 'the trace saw the copy renamed into place')
         const copied = calls.lastIndexOf('copy_file_range')
         if (copied >= 0) {
           const renamed = calls.findIndex((c, i) => i > copied && c.startsWith('rename'))

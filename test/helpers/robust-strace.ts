@@ -2,10 +2,11 @@
  * Crash points: kill the daemon just before its Nth call of a given system
  * call, with strace's fault injection (`-e inject=SYSCALL:signal=SIGKILL:when=N`).
  *
- * The union core runs every operation on the daemon's main thread with
+ * The union core runs every operation on the daemon's serving thread with
  * synchronous calls (lib/branch/branch.ts), and replies to the kernel from
- * that thread too, so tracing the main thread alone (`strace -p PID`, no
- * -f) sees every change an operation makes to the branches, in order. A
+ * that thread too, so tracing that one thread (`strace -p TID`, no -f)
+ * sees every change an operation makes to the branches, in order. The
+ * serving thread is the one blocked reading /dev/fuse (lib/fuse/thread.ts). A
  * first run records which changing calls an operation makes and how many of
  * each; then the operation is replayed from the same starting state once per
  * call, with the daemon killed on entry to that call. Together the replays
@@ -49,9 +50,9 @@ export interface CrashPoint {
   nth: number
 }
 
-function tracerOf (pid: number): number {
+function tracerOf (pid: number, tid: number): number {
   try {
-    const m = /^TracerPid:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))
+    const m = /^TracerPid:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8'))
     return m === null ? 0 : Number(m[1])
   } catch {
     return 0
@@ -64,18 +65,39 @@ interface Attached {
   exited: Promise<void>
 }
 
+/**
+ * The daemon's thread that serves the connection: the one waiting in
+ * read(2) on its /dev/fuse descriptor. Throws when there is none, so a
+ * trace can never silently watch a thread that makes no calls.
+ */
+export function servingThread (pid: number): number {
+  const fuseFds = new Set<number>()
+  for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
+    try { if (fs.readlinkSync(`/proc/${pid}/fd/${fd}`) === '/dev/fuse') fuseFds.add(Number(fd)) } catch {}
+  }
+  const readers: number[] = []
+  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+    let call: string[]
+    try { call = fs.readFileSync(`/proc/${pid}/task/${tid}/syscall`, 'utf8').split(' ') } catch { continue }
+    if (call[0] === '0' && fuseFds.has(Number(call[1]))) readers.push(Number(tid))
+  }
+  if (readers.length !== 1) throw new Error(`daemon ${pid}: ${readers.length} threads read /dev/fuse, expected the one serving thread`)
+  return readers[0]
+}
+
 async function attach (pid: number, extra: string[]): Promise<Attached> {
+  const tid = await waitForServingThread(pid)
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `unionfs-ts-robust-strace-${process.pid}-`))
   const log = path.join(dir, 'trace')
   const err = fs.openSync(path.join(dir, 'err'), 'w')
-  const child = spawn('strace', ['-p', String(pid), '-o', log, ...extra], { stdio: ['ignore', 'ignore', err] })
+  const child = spawn('strace', ['-p', String(tid), '-o', log, ...extra], { stdio: ['ignore', 'ignore', err] })
   fs.closeSync(err)
   const exited = new Promise<void>(resolve => child.on('exit', () => resolve()))
-  const ok = await waitFor(() => tracerOf(pid) === child.pid || child.exitCode !== null, 10_000)
+  const ok = await waitFor(() => tracerOf(pid, tid) === child.pid || child.exitCode !== null, 10_000)
   if (!ok || child.exitCode !== null) {
     const msg = fs.readFileSync(path.join(dir, 'err'), 'utf8')
     if (child.exitCode === null) child.kill('SIGKILL')
-    throw new Error(`strace -p ${pid} did not attach: ${msg}`)
+    throw new Error(`strace -p ${tid} (daemon ${pid}) did not attach: ${msg}`)
   }
   return { child, log, exited }
 }
@@ -91,8 +113,18 @@ async function detach (a: Attached): Promise<string> {
   return text
 }
 
+/** The serving thread, once it waits for a request (it may be answering one). */
+async function waitForServingThread (pid: number): Promise<number> {
+  let last: unknown
+  for (let i = 0; i < 100; i++) {
+    try { return servingThread(pid) } catch (err) { last = err }
+    await sleep(20)
+  }
+  throw last
+}
+
 /**
- * Run `op` with the daemon's main thread traced; returns the changing calls
+ * Run `op` with the daemon's serving thread traced; returns the changing calls
  * it made, in order.
  */
 export async function changingCalls (pid: number, op: () => Promise<void>): Promise<string[]> {
