@@ -60,8 +60,6 @@ export class UnionFs implements UnionFsApi {
   /** Counters for `stats`, shared with a serving thread's twin (events.ts). */
   readonly counters: UnionCounters
   private readonly statsBuffer: SharedArrayBuffer
-  /** Observers of copy-ups (tracing). */
-  readonly copyUpListeners: Array<(e: CopyUpEvent) => void> = []
   /** Observers of every copy-up, whiteout, opaque mark and rename (lib/observe/). */
   readonly observers: UnionObserver[] = []
 
@@ -118,7 +116,7 @@ export class UnionFs implements UnionFsApi {
   }
 
   threadSpec (): UnionThreadSpec | undefined {
-    if (this.copyUpListeners.length > 0 || this.observers.length > 0) return undefined
+    if (this.observers.length > 0) return undefined
     // The twin counts into this instance's counters (shared memory), so `stats` sees them.
     return { module: __filename, arg: { config: this.config, statsBuffer: this.statsBuffer } }
   }
@@ -355,7 +353,6 @@ export class UnionFs implements UnionFsApi {
     this.counters.copyUps++
     this.counters.bytesCopied += event.bytes
     if (!entry.isDir) this.handles.repoint(entry.ino, () => this.upper!.open(entry.path, O_RDONLY))
-    for (const l of this.copyUpListeners) l(event)
     for (const w of this.watchers) w({ kind: 'copy-up', path: entry.path })
     this.emit({ kind: 'copy-up', path: event.path, fromLayer: event.fromLayer, toLayer: 0, bytes: event.bytes, ms: event.ms })
   }
