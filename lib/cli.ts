@@ -274,7 +274,7 @@ function ownPidDir (): string {
 /** The pid file holds: pid, mountpoint, the process's start time (a pid alone may be reused). */
 function writePidFile (mountpoint: string): void {
   try {
-    ownPidDir()
+    sweepPidDir(ownPidDir())
     const file = pidFile(mountpoint)
     const tmp = `${file}.${process.pid}`
     fs.writeFileSync(tmp, `${process.pid}\n${mountpoint}\n${startTime(process.pid) ?? ''}\n`, { mode: 0o644 })
@@ -284,15 +284,36 @@ function writePidFile (mountpoint: string): void {
   }
 }
 
-/** The daemon serving `mountpoint` by its pid file, if that process still runs. */
-function readPidFile (mountpoint: string): number | undefined {
+/** The daemon a pid file names, if that process still runs: [pid, mountpoint]. */
+function readPid (file: string): [number, string] | undefined {
   try {
-    const [pid, mnt, started] = fs.readFileSync(pidFile(mountpoint), 'utf8').split('\n')
-    if (mnt !== mountpoint || !/^[0-9]+$/.test(pid)) return undefined
-    if (started !== undefined && started !== '' && startTime(Number(pid)) !== started) return undefined
-    return Number(pid)
+    const [pid, mnt, started] = fs.readFileSync(file, 'utf8').split('\n')
+    if (!/^[0-9]+$/.test(pid)) return undefined
+    if (started !== undefined && started !== '' ? startTime(Number(pid)) !== started : !isDaemon(Number(pid))) return undefined
+    return [Number(pid), mnt]
   } catch {
     return undefined
+  }
+}
+
+/** The daemon serving `mountpoint` by its pid file, if that process still runs. */
+function readPidFile (mountpoint: string): number | undefined {
+  const r = readPid(pidFile(mountpoint))
+  return r !== undefined && r[1] === mountpoint ? r[0] : undefined
+}
+
+/**
+ * Removes what killed daemons left: pid files whose process is gone, with
+ * their stats socket and cookie (lib/observe/channel.ts names them alike).
+ */
+function sweepPidDir (dir: string): void {
+  for (const name of fs.readdirSync(dir)) {
+    if (!name.endsWith('.pid')) continue
+    const file = path.join(dir, name)
+    if (readPid(file) !== undefined) continue
+    for (const ext of ['.pid', '.sock', '.cookie']) {
+      try { fs.unlinkSync(file.slice(0, -'.pid'.length) + ext) } catch {}
+    }
   }
 }
 

@@ -285,6 +285,29 @@ t.test('a mount whose daemon died, held busy by a process inside: unionfs-ts umo
   t.equal(cli('umount', tr.m).status, 0)
 })
 
+t.test('a new daemon sweeps what killed daemons left in the pid directory', { skip: mountSkip }, async t => {
+  const tr = tree(t)
+  guard(t, tr.m)
+  const dir = '/run/unionfs-ts'
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 })
+  const dead = spawnSync('true').pid as number
+  const stale = path.join(dir, `stale-test-${process.pid}`)
+  // A pid that has exited, and a live pid whose start time is not the recorded one (reused).
+  fs.writeFileSync(`${stale}-a.pid`, `${dead}\n/nowhere/a\n1\n`)
+  fs.writeFileSync(`${stale}-b.pid`, `${process.pid}\n/nowhere/b\n1\n`)
+  for (const ext of ['.sock', '.cookie']) fs.writeFileSync(`${stale}-a${ext}`, '')
+  t.teardown(() => {
+    for (const f of fs.readdirSync(dir)) if (f.startsWith(path.basename(stale))) fs.rmSync(path.join(dir, f), { force: true })
+  })
+  const r = cli('mount', `${tr.a}:${tr.b}`, tr.m)
+  t.equal(r.status, 0, `mount exits 0 ${r.stderr}`)
+  t.strictSame(fs.readdirSync(dir).filter(f => f.startsWith(path.basename(stale))), [], 'stale pid files, sockets and cookies are gone')
+  t.equal(servers(tr.m).length, 1, 'and the new daemon runs')
+  const own = fs.readdirSync(dir).filter(f => f.endsWith('.pid')).map(f => fs.statSync(path.join(dir, f)).mode & 0o777)
+  t.ok(own.every(m => m === 0o644), 'pid files are mode 0644')
+  t.equal(cli('umount', tr.m).status, 0)
+})
+
 t.test('daemon mode, overlay syntax; plain umount(8) ends the daemon', { skip: mountSkip }, async t => {
   const tr = tree(t)
   guard(t, tr.m)
