@@ -78,7 +78,8 @@ function closeHeads (): void {
  * past PATH_MAX is cut at a '/', its head opened (O_PATH, a directory, not
  * a symlink) and `/proc/self/fd/N/tail` names the whole, as often as it
  * takes. Every branch call is synchronous, so the name is used before the
- * heads are closed, once the current turn of the event loop is over.
+ * heads are closed, in the next microtask (a serving thread that loops on
+ * blocking reads never reaches a later turn of its event loop).
  */
 function kernelPath (p: string): string {
   if (Buffer.byteLength(p) < PATH_MAX) return p
@@ -89,7 +90,7 @@ function kernelPath (p: string): string {
     let cut = rest.lastIndexOf('/', budget)
     while (cut > 0 && Buffer.byteLength(rest.slice(0, cut)) >= budget) cut = rest.lastIndexOf('/', cut - 1)
     if (cut <= 0) throw fsError('ENAMETOOLONG', 'open', p)
-    if (heads.length === 0) setImmediate(closeHeads)
+    if (heads.length === 0) queueMicrotask(closeHeads)
     const fd = fs.openSync(head + rest.slice(0, cut), O_PATH | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW)
     heads.push(fd)
     head = `/proc/self/fd/${fd}`
