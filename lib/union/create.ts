@@ -56,9 +56,15 @@ export function makeEntry (core: Core, path: string, caller: Caller | undefined,
 export function createFile (core: Core, path: string, flags: number, mode: number, caller: Caller): number {
   let fd = -1
   const c = fs.constants
-  makeEntry(core, path, caller, 'open', false, (branch, rel) => {
-    fd = branch.open(rel, (flags & ~c.O_TRUNC) | c.O_CREAT | c.O_EXCL, mode)
-  })
+  try {
+    makeEntry(core, path, caller, 'open', false, (branch, rel) => {
+      fd = branch.open(rel, (flags & ~c.O_TRUNC) | c.O_CREAT | c.O_EXCL, mode)
+    })
+  } catch (err) {
+    // A step after the open failed: the caller gets the error, not the descriptor.
+    if (fd >= 0) fs.closeSync(fd)
+    throw err
+  }
   return fd
 }
 

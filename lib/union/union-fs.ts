@@ -200,8 +200,14 @@ export class UnionFs implements UnionFsApi {
       return { fh, attr: await this.fgetattr(fh) }
     }
     const fd = createFile(core, p, flags, mode, caller)
-    const e = this.resolver.get(p, 'open')
-    return { fh: this.handles.add(fd, e.ino, true, true), attr: this.attrOf(e) }
+    try {
+      const e = this.resolver.get(p, 'open')
+      return { fh: this.handles.add(fd, e.ino, true, true), attr: this.attrOf(e) }
+    } catch (err) {
+      // No handle for the caller (EMFILE in a lookup, say): the descriptor is ours to close.
+      fs.closeSync(fd)
+      throw err
+    }
   }
 
   async read (fh: number, buf: Buffer, length: number, position: number): Promise<number> {
