@@ -1,6 +1,6 @@
 /**
  * The tutorials in examples/ (aufs-walkthrough.sh, copy-up-cost.sh,
- * opaque-dir.sh, deep-stack.sh, library.js), run as a newcomer would: each
+ * opaque-dir.sh, deep-stack.sh, library.ts), run as a newcomer would: each
  * must finish, print what happened on disk at the steps that matter, and
  * leave nothing behind (no mount, no scratch directory), also when it is
  * interrupted halfway.
@@ -81,8 +81,8 @@ t.test('examples/deep-stack.sh', async t => {
   t.match(out, /second pass: 600 LOOKUP requests, dentry cache 0 misses, 200 negative hits/, 'second pass: negative hits')
 })
 
-t.test('examples/library.js', async t => {
-  const out = runExample(t, process.execPath, [path.join(EX, 'library.js')])
+t.test('examples/library.ts (compiled to dist/examples/library.js)', async t => {
+  const out = runExample(t, process.execPath, [path.join(EX, '..', 'dist', 'examples', 'library.js')])
   t.match(out, /served by layer 1, copied up: false/)
   t.match(out, /served by layer 0, copied up: true \(from layer 1\)/)
   t.match(out, /lower branch untouched: "welcome\\n"/)

@@ -1,17 +1,14 @@
-#!/usr/bin/env node
-// The library API: mount, inspect and unmount from JavaScript/TypeScript.
+// The library API: mount, inspect and unmount from TypeScript.
 //
-//   sudo node examples/library.js
+//   npm ci                                  (compiles this file to dist/examples/)
+//   sudo node dist/examples/library.js
 //
-// Uses the package entry ('..' from here is the package root, whose
-// package.json "main" is dist/lib/index.js: run `npm ci` or `npx tsc` first).
-// In your own project, `require('unionfs-ts')` (or `import ... from
-// 'unionfs-ts'`) gives the same functions.
-'use strict'
-const fs = require('node:fs')
-const os = require('node:os')
-const path = require('node:path')
-const { mount, inspect, stats, formatInspection } = require('..')
+// It imports the project's own lib/; in your project, `import { mount,
+// inspect, stats, formatInspection } from 'unionfs-ts'` gives the same.
+import * as fs from 'node:fs'
+import * as os from 'node:os'
+import * as path from 'node:path'
+import { mount, inspect, stats, formatInspection, type MountHandle } from '../lib'
 
 async function main () {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'unionfs-ts-example.'))
@@ -21,7 +18,7 @@ async function main () {
   for (const d of [upper, path.join(lower, 'etc'), mnt]) fs.mkdirSync(d, { recursive: true })
   fs.writeFileSync(path.join(lower, 'etc', 'motd'), 'welcome\n')
 
-  let m
+  let m: MountHandle | undefined
   try {
     // Branches top first: the top one is writable unless marked { mode: 'ro' }.
     m = await mount({ branches: [upper, lower], mountpoint: mnt })
@@ -30,12 +27,12 @@ async function main () {
     // Reading a lower file copies nothing...
     console.log('before:', JSON.stringify(fs.readFileSync(path.join(mnt, 'etc/motd'), 'utf8')))
     let r = await inspect(path.join(mnt, 'etc/motd'))
-    console.log(`served by layer ${r.servedBy.layer}, copied up: ${r.copiedUp}`)
+    console.log(`served by layer ${r.servedBy?.layer}, copied up: ${r.copiedUp}`)
 
     // ...writing to it copies it up into the writable branch first.
     fs.appendFileSync(path.join(mnt, 'etc/motd'), 'have a nice day\n')
     r = await inspect(path.join(mnt, 'etc/motd'))
-    console.log(`served by layer ${r.servedBy.layer}, copied up: ${r.copiedUp} (from layer ${r.copiedFrom?.layer})`)
+    console.log(`served by layer ${r.servedBy?.layer}, copied up: ${r.copiedUp} (from layer ${r.copiedFrom?.layer})`)
     process.stdout.write(formatInspection(r))
 
     const s = await stats(mnt)
@@ -50,7 +47,7 @@ async function main () {
   console.log('unmounted')
 }
 
-main().catch(err => {
+main().catch((err: unknown) => {
   console.error(err)
   process.exitCode = 1
 })
