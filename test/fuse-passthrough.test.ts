@@ -25,7 +25,7 @@ import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import { createHash } from 'node:crypto'
-import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 
 import type { FuseLog } from '../lib/fuse/log'
 import type { FuseNode } from '../lib/fuse/nodes'
@@ -33,8 +33,8 @@ import { CACHED_IO, Passthrough, type BackingIoctls } from '../lib/fuse/passthro
 import { Fopen } from '../lib/fuse/protocol'
 import type { UnionFsApi } from '../lib/union/types'
 import { cliBuilt, isMounted, run, tmpdir, withUnion, CLI } from './helpers/mount'
+import { exited, serve, waitExit, type Served } from './helpers/fuse-served'
 
-const SERVE = path.join(__dirname, 'fixtures', 'fuse-serve.ts')
 const MiB = 1024 * 1024
 
 // ---------------------------------------------------------------------------
@@ -78,106 +78,18 @@ const PY_ERR = [
   '    return r'
 ].join('\n')
 
-function execArgvForTs (): string[] {
-  const ts = process.execArgv.filter((a) => a.includes('typescript'))
-  return ts.length > 0 ? ts : ['--import=@tapjs/typescript/import']
-}
-
-function exited (child: ChildProcess): boolean {
-  return child.exitCode !== null || child.signalCode !== null
-}
-
-function waitExit (child: ChildProcess, ms: number): Promise<boolean> {
-  if (exited(child)) return Promise.resolve(true)
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => { resolve(false) }, ms)
-    child.once('exit', () => { clearTimeout(timer); resolve(true) })
-  })
-}
-
 async function sleep (ms: number): Promise<void> {
   await new Promise((resolve) => setTimeout(resolve, ms))
 }
 
-interface Message { type: string, [k: string]: unknown }
-
-/** A PassthroughFs served by a forked child (test/fixtures/fuse-serve.ts). */
-class Served {
-  private readonly inbox: Message[] = []
-  private waiters: Array<() => void> = []
-
-  constructor (readonly child: ChildProcess, readonly root: string, readonly mnt: string, readonly logFile: string) {
-    child.on('message', (m: Message) => {
-      this.inbox.push(m)
-      for (const w of this.waiters.splice(0)) w()
-    })
-    child.on('exit', () => { for (const w of this.waiters.splice(0)) w() })
+/** Backing ids still held once the RELEASEs of closed files arrived (the kernel sends them after close returns). */
+async function backingsAfterRelease (s: Served): Promise<number> {
+  const deadline = Date.now() + 5000
+  for (;;) {
+    const st = await s.stats()
+    if (st.fuse.openFiles === 0 || Date.now() > deadline) return st.fuse.backingsOpen as number
+    await sleep(20)
   }
-
-  async next (types: string[], ms = 20000): Promise<Message> {
-    const deadline = Date.now() + ms
-    for (;;) {
-      const i = this.inbox.findIndex((m) => types.includes(m.type))
-      if (i >= 0) return this.inbox.splice(i, 1)[0]
-      if (exited(this.child)) throw new Error(`server exited (${String(this.child.exitCode)}) before sending ${types.join('/')}`)
-      if (Date.now() > deadline) throw new Error(`no ${types.join('/')} from the server in ${ms} ms`)
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, deadline - Date.now())
-        this.waiters.push(() => { clearTimeout(timer); resolve() })
-      })
-    }
-  }
-
-  async stats (): Promise<{ io: Record<string, number>, fuse: Record<string, number | boolean> }> {
-    this.child.send({ cmd: 'stats' })
-    return await this.next(['stats']) as unknown as { io: Record<string, number>, fuse: Record<string, number | boolean> }
-  }
-
-  /** Backing ids still held once the RELEASEs of closed files arrived (the kernel sends them after close returns). */
-  async backingsAfterRelease (): Promise<number> {
-    const deadline = Date.now() + 5000
-    for (;;) {
-      const st = await this.stats()
-      if (st.fuse.openFiles === 0 || Date.now() > deadline) return st.fuse.backingsOpen as number
-      await sleep(20)
-    }
-  }
-
-  /** The daemon's log so far (debug mounts log every request). */
-  log (): string {
-    return fs.readFileSync(this.logFile, 'utf8')
-  }
-
-  m (p: string): string { return path.join(this.mnt, p) }
-  r (p: string): string { return path.join(this.root, p) }
-}
-
-async function serve (tt: Test, opts: object = {}): Promise<Served> {
-  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'unionfs-ts-pt-'))
-  const root = path.join(base, 'root')
-  const mnt = path.join(base, 'mnt')
-  const logFile = path.join(base, 'log')
-  fs.mkdirSync(root)
-  fs.mkdirSync(mnt)
-  const log = fs.openSync(logFile, 'w')
-  const child = fork(SERVE, [root, mnt, JSON.stringify(opts)], {
-    execArgv: execArgvForTs(),
-    stdio: ['ignore', 'inherit', log, 'ipc']
-  })
-  fs.closeSync(log)
-  tt.teardown(async () => {
-    if (isMounted(mnt)) spawnSync('umount', [mnt])
-    if (isMounted(mnt)) spawnSync('umount', ['-l', mnt])
-    if (!await waitExit(child, 5000) && child.pid !== undefined) {
-      process.kill(child.pid, 'SIGKILL')
-      await waitExit(child, 5000)
-    }
-    if (!isMounted(mnt)) fs.rmSync(base, { recursive: true, force: true })
-  })
-  const s = new Served(child, root, mnt, logFile)
-  const first = await s.next(['ready', 'error'])
-  if (first.type !== 'ready') throw new Error(`mount failed: ${String(first.message)}`)
-  return s
 }
 
 async function unmountServed (tt: Test, s: Served): Promise<void> {
@@ -319,7 +231,7 @@ t.test('the open policy, in process', async (t) => {
 // 2. the transport over a PassthroughFs
 
 t.test('passthrough over a plain directory', async (t) => {
-  const s = await serve(t)
+  const s = await serve(t, {}, true)
   fs.statSync(s.mnt) // waits for INIT, which mount(2) does not
   const st0 = await s.stats()
   t.equal(st0.fuse.passthrough, true, 'INIT agreed on passthrough (Linux 6.9+, root)')
@@ -343,7 +255,7 @@ t.test('passthrough over a plain directory', async (t) => {
     t.equal(after.io.reads - before.reads, 0, 'no READ request')
     t.equal(after.io.writes - before.writes, 0, 'no WRITE request')
     t.ok((after.fuse.passthroughOpens as number) >= 4, 'the opens were answered with passthrough')
-    t.equal(await s.backingsAfterRelease(), 0, 'every backing id is closed with its last handle')
+    t.equal(await backingsAfterRelease(s), 0, 'every backing id is closed with its last handle')
     t.equal(fs.statSync(s.m('big')).size, data.length, 'the size the kernel reports')
   })
 
@@ -376,7 +288,7 @@ t.test('passthrough over a plain directory', async (t) => {
     } finally {
       for (const fd of [a, b, c]) fs.closeSync(fd)
     }
-    t.equal(await s.backingsAfterRelease(), 0, 'closed with the last one')
+    t.equal(await backingsAfterRelease(s), 0, 'closed with the last one')
   })
 
   t.test('mmap goes to the branch file', async (t) => {
@@ -399,7 +311,7 @@ t.test('passthrough over a plain directory', async (t) => {
 t.test('passthrough off: with the option off, and with the writeback cache', async (t) => {
   for (const opts of [{ passthrough: false }, { writeback: true }]) {
     t.test(JSON.stringify(opts), async (t) => {
-      const s = await serve(t, opts)
+      const s = await serve(t, opts, true)
       fs.statSync(s.mnt)
       const st = await s.stats()
       t.equal(st.fuse.passthrough, false, 'INIT did not agree on passthrough')
@@ -420,7 +332,7 @@ t.test('passthrough off: with the option off, and with the writeback cache', asy
 })
 
 t.test('INTERRUPT is answered ENOSYS once, then never sent again', async (t) => {
-  const s = await serve(t, { debug: true, slowMs: 800, passthrough: false })
+  const s = await serve(t, { debug: true, slowMs: 800, passthrough: false }, true)
   fs.writeFileSync(s.r('slow1'), '1')
   fs.writeFileSync(s.r('slow2'), '2')
   const program = [

@@ -5,107 +5,19 @@
  * mountpoint and compares with the directory underneath. Every mount is
  * unmounted in teardown, even when a test fails.
  */
-import t, { type Test } from 'tap'
+import t from 'tap'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
-import { fork, spawnSync, type ChildProcess } from 'node:child_process'
 
 import { splitMs } from '../lib/fuse/codec'
 import { NodeTable } from '../lib/fuse/nodes'
 import type { Attr } from '../lib/union/types'
+import { spawnSync } from 'node:child_process'
+import { forkServer, serve, Served, waitExit } from './helpers/fuse-served'
+import { isMounted } from './helpers/mount'
 
-const SERVE = path.join(__dirname, 'fixtures', 'fuse-serve.ts')
 const MiB = 1024 * 1024
-
-interface Message { type: string, [k: string]: unknown }
-
-function isMounted (mnt: string): boolean {
-  return fs.readFileSync('/proc/mounts', 'utf8').split('\n').some((l) => l.split(' ')[1] === mnt)
-}
-
-function execArgvForTs (): string[] {
-  const ts = process.execArgv.filter((a) => a.includes('typescript'))
-  return ts.length > 0 ? ts : ['--import=@tapjs/typescript/import']
-}
-
-function exited (child: ChildProcess): boolean {
-  return child.exitCode !== null || child.signalCode !== null
-}
-
-function waitExit (child: ChildProcess, ms: number): Promise<boolean> {
-  if (exited(child)) return Promise.resolve(true)
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => { resolve(false) }, ms)
-    child.once('exit', () => { clearTimeout(timer); resolve(true) })
-  })
-}
-
-class Served {
-  private readonly inbox: Message[] = []
-  private waiters: Array<() => void> = []
-
-  constructor (readonly child: ChildProcess, readonly root: string, readonly mnt: string) {
-    child.on('message', (m: Message) => {
-      this.inbox.push(m)
-      for (const w of this.waiters.splice(0)) w()
-    })
-    child.on('exit', () => { for (const w of this.waiters.splice(0)) w() })
-  }
-
-  /** The next message of one of `types` (earlier messages of other types are dropped). */
-  async next (types: string[], ms = 20000): Promise<Message> {
-    const deadline = Date.now() + ms
-    for (;;) {
-      const i = this.inbox.findIndex((m) => types.includes(m.type))
-      if (i >= 0) return this.inbox.splice(i, 1)[0]
-      if (exited(this.child)) throw new Error(`server exited (${String(this.child.exitCode)}) before sending ${types.join('/')}`)
-      if (Date.now() > deadline) throw new Error(`no ${types.join('/')} from the server in ${ms} ms`)
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, deadline - Date.now())
-        this.waiters.push(() => { clearTimeout(timer); resolve() })
-      })
-    }
-  }
-
-  async ask (cmd: object, reply: string): Promise<Message> {
-    this.child.send(cmd)
-    return await this.next([reply, 'error'])
-  }
-
-  async stats (): Promise<{ io: Record<string, number>, fuse: Record<string, number> }> {
-    const m = await this.ask({ cmd: 'stats' }, 'stats')
-    return m as unknown as { io: Record<string, number>, fuse: Record<string, number> }
-  }
-
-  m (p: string): string { return path.join(this.mnt, p) }
-  r (p: string): string { return path.join(this.root, p) }
-}
-
-async function serve (tt: Test, opts: object = {}): Promise<Served> {
-  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'unionfs-ts-fuse-'))
-  const root = path.join(base, 'root')
-  const mnt = path.join(base, 'mnt')
-  fs.mkdirSync(root)
-  fs.mkdirSync(mnt)
-  const child = fork(SERVE, [root, mnt, JSON.stringify(opts)], {
-    execArgv: execArgvForTs(),
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc']
-  })
-  tt.teardown(async () => {
-    if (isMounted(mnt)) spawnSync('umount', [mnt])
-    if (isMounted(mnt)) spawnSync('umount', ['-l', mnt])
-    if (!await waitExit(child, 5000) && child.pid !== undefined) {
-      process.kill(child.pid, 'SIGKILL')
-      await waitExit(child, 5000)
-    }
-    if (!isMounted(mnt)) fs.rmSync(base, { recursive: true, force: true })
-  })
-  const s = new Served(child, root, mnt)
-  const first = await s.next(['ready', 'error'])
-  if (first.type !== 'ready') throw new Error(`mount failed: ${String(first.message)}`)
-  return s
-}
 
 function pattern (size: number, seed: number): Buffer {
   const b = Buffer.allocUnsafe(size)
@@ -487,10 +399,7 @@ for (const useMountCommand of [false, true]) {
   t.test(`a failed mount rejects with a clear error (${useMountCommand ? 'mount(8)' : 'mount(2) if built'})`, async (t) => {
     const base = fs.mkdtempSync(path.join(os.tmpdir(), 'unionfs-ts-fuse-'))
     t.teardown(() => { fs.rmSync(base, { recursive: true, force: true }) })
-    const child = fork(SERVE, [base, path.join(base, 'no-such-dir'), JSON.stringify({ useMountCommand })], {
-      execArgv: execArgvForTs(),
-      stdio: ['ignore', 'inherit', 'ignore', 'ipc']
-    })
+    const child = forkServer(base, path.join(base, 'no-such-dir'), { useMountCommand }, 'ignore')
     t.teardown(async () => {
       if (!await waitExit(child, 5000) && child.pid !== undefined) process.kill(child.pid, 'SIGKILL')
     })
