@@ -27,7 +27,7 @@ import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { CLI, isMounted, run, tmpdir, unionArgs } from './helpers/mount'
 import { dir, makeTree, snapshotTree, symlink } from './helpers/tree'
-import { OVERLAYFS, UNION_AUFS, UNION_OVERLAY, codeOf, mountStack, workLeftovers, type Stack, type Variant } from './helpers/union-env'
+import { OVERLAYFS, UNION_AUFS, UNION_OVERLAY, codeOf, mountStack, transcript, workLeftovers, type Stack, type Variant } from './helpers/union-env'
 import * as sys from './helpers/sys'
 import { makeSentinel, snapshotSentinel } from './helpers/robust-sentinel'
 
@@ -75,15 +75,7 @@ function lstatType (p: string): string {
  */
 function symlinkScenario (s: Stack): string[] {
   const m = s.m
-  const out: string[] = []
-  const step = (name: string, fn: () => unknown): void => {
-    let r: string
-    try {
-      const v = fn()
-      r = v === undefined ? 'ok' : `ok ${typeof v === 'string' ? v : JSON.stringify(v)}`
-    } catch (e) { r = codeOf(() => { throw e }) }
-    out.push(`${name}: ${r}`)
-  }
+  const { out, step } = transcript()
   const types = (d: string): string[] => fs.readdirSync(m(d), { withFileTypes: true })
     .map(e => `${e.name}:${e.isSymbolicLink() ? 'l' : e.isDirectory() ? 'd' : e.isFile() ? 'f' : '?'}`).sort()
 

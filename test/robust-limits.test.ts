@@ -25,7 +25,7 @@ import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { run, tmpdir } from './helpers/mount'
 import { makeTree, snapshotTree, type Spec } from './helpers/tree'
-import { ALL, codeOf, mountStack, workLeftovers, type Variant } from './helpers/union-env'
+import { ALL, mountStack, transcript, workLeftovers, type Variant } from './helpers/union-env'
 import * as sys from './helpers/sys'
 import { deepWalk, makeSentinel, snapshotSentinel } from './helpers/robust-sentinel'
 import { python } from './helpers/robust-proc'
@@ -51,15 +51,7 @@ function longSpec (): Spec {
 
 function longScenario (root: string): string[] {
   const p = (...parts: string[]): string => path.join(root, ...parts)
-  const out: string[] = []
-  const step = (name: string, fn: () => unknown): void => {
-    let r: string
-    try {
-      const v = fn()
-      r = v === undefined ? 'ok' : `ok ${typeof v === 'string' ? v : JSON.stringify(v)}`
-    } catch (e) { r = codeOf(() => { throw e }) }
-    out.push(`${name}: ${r}`)
-  }
+  const { out, step } = transcript()
   const short = (n: string): string => n.length > 12 ? `${n.slice(0, 3)}…(${Buffer.byteLength(n)})` : n
   const list = (...parts: string[]): string[] => fs.readdirSync(p(...parts)).map(short).sort()
   step('list /', () => list())

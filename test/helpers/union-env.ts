@@ -134,3 +134,20 @@ export function ls (dir: string): string[] {
 export function codeOf (fn: () => unknown): string {
   try { fn(); return 'ok' } catch (e) { return String((e as { code?: unknown }).code ?? (e as Error).message) }
 }
+
+/**
+ * A transcript of steps: `step(name, fn)` records `name: ok`, `name: ok VALUE`
+ * (a string as it is, anything else as JSON) or `name: CODE` when fn throws.
+ */
+export function transcript (): { out: string[], step: (name: string, fn: () => unknown) => void } {
+  const out: string[] = []
+  const step = (name: string, fn: () => unknown): void => {
+    let r: string
+    try {
+      const v = fn()
+      r = v === undefined ? 'ok' : `ok ${typeof v === 'string' ? v : JSON.stringify(v)}`
+    } catch (e) { r = codeOf(() => { throw e }) }
+    out.push(`${name}: ${r}`)
+  }
+  return { out, step }
+}
