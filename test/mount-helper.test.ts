@@ -25,6 +25,7 @@ import * as path from 'node:path'
 import { spawnSync } from 'node:child_process'
 import { forceUnmount, isMounted, mountType, ROOT, run, tmpdir } from './helpers/mount'
 import { CLI, HELPER, INSTALL_SCRIPT, installScript as script, useHelpers } from './helpers/install'
+import { waitFor } from './helpers/robust-proc'
 
 /** Mounting needs root and /dev/fuse; `npm test` builds dist/ first. */
 function canMount (t: Tap): void {
@@ -152,15 +153,6 @@ function servers (mnt: string): number[] {
     } catch {}
   }
   return pids
-}
-
-async function waitFor (cond: () => boolean, ms: number): Promise<boolean> {
-  const end = Date.now() + ms
-  while (Date.now() < end) {
-    if (cond()) return true
-    await new Promise(resolve => setTimeout(resolve, 25))
-  }
-  return cond()
 }
 
 interface Layers { l1: string, l2: string, u: string, w: string, mnt: string, opts: string }
