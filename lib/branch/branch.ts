@@ -82,7 +82,8 @@ function closeHeads (): void {
  * blocking reads never reaches a later turn of its event loop).
  */
 function kernelPath (p: string): string {
-  if (Buffer.byteLength(p) < PATH_MAX) return p
+  // A UTF-16 code unit is at most 3 bytes of UTF-8: most paths need no count.
+  if (p.length * 3 < PATH_MAX || Buffer.byteLength(p) < PATH_MAX) return p
   let head = ''
   let rest = p
   while (Buffer.byteLength(head) + Buffer.byteLength(rest) >= PATH_MAX) {
