@@ -151,7 +151,7 @@ async function requestCounts (o: Opts, view: BuiltView, layers: BuiltLayers, wor
 interface ProfileNode { id: number, callFrame: { functionName: string, url: string, lineNumber: number }, children?: number[] }
 interface CpuProfile { nodes: ProfileNode[], samples: number[], timeDeltas: number[] }
 
-async function cpuProfile (o: Opts, view: BuiltView, layers: BuiltLayers, work: string): Promise<{ file: string, seconds: number[] }> {
+async function cpuProfile (o: Opts, view: BuiltView, layers: BuiltLayers, work: string): Promise<{ files: string[], seconds: number[] }> {
   const upper = path.join(work, 'upper-profile')
   const mnt = fs.realpathSync(path.join(work, 'mnt'))
   const profDir = path.join(work, 'cpu-prof')
@@ -176,9 +176,10 @@ async function cpuProfile (o: Opts, view: BuiltView, layers: BuiltLayers, work: 
     await Promise.race([d.exited, sleep(20_000)])
     if (isAlive(d.pid)) killGroup(d.pid)
   }
-  const file = fs.readdirSync(profDir).filter(n => n.endsWith('.cpuprofile')).map(n => path.join(profDir, n))[0]
-  if (file === undefined) throw new Error(`no profile in ${profDir}`)
-  return { file, seconds }
+  // One profile per JS thread: the main thread's, then the serving thread's.
+  const files = fs.readdirSync(profDir).filter(n => n.endsWith('.cpuprofile')).sort().map(n => path.join(profDir, n))
+  if (files.length === 0) throw new Error(`no profile in ${profDir}`)
+  return { files, seconds }
 }
 
 function summarizeProfile (file: string, top = 25): string {
@@ -200,7 +201,7 @@ function summarizeProfile (file: string, top = 25): string {
   }
   const table = (m: Map<string, number>): string => [...m.entries()].sort((a, b) => b[1] - a[1]).slice(0, top)
     .map(([k, us]) => `  ${(us / 1e6).toFixed(3).padStart(8)} s ${(100 * us / total).toFixed(1).padStart(5)}%  ${k}`).join('\n')
-  return `self time ${(total / 1e6).toFixed(2)} s in the daemon (idle included as (idle))\nby function:\n${table(byFn)}\nby file:\n${table(byFile)}`
+  return `self time ${(total / 1e6).toFixed(2)} s in this thread (idle included as (idle))\nby function:\n${table(byFn)}\nby file:\n${table(byFile)}`
 }
 
 async function main (): Promise<number> {
@@ -262,8 +263,8 @@ async function main (): Promise<number> {
   }
   if (o.cpuProf) {
     const prof = await cpuProfile(o, view, layers, work)
-    out.push('', `CPU profile (no debug logging; runs took ${prof.seconds.map(s => s.toFixed(2)).join(' s, ')} s): ${prof.file}`)
-    out.push(summarizeProfile(prof.file))
+    out.push('', `CPU profiles (no debug logging; runs took ${prof.seconds.map(s => s.toFixed(2)).join(' s, ')} s), one per thread:`)
+    for (const file of prof.files) out.push('', file, summarizeProfile(file))
   }
   process.stdout.write(out.join('\n') + '\n')
   return 0
