@@ -20,7 +20,13 @@ export class FsError extends Error {
   readonly path?: string
 
   constructor (code: string, syscall: string, path?: string, message?: string) {
+    // An FsError is an answer (ENOENT, ENODATA, EXDEV...), most of them on
+    // the request path; capturing a stack costs more than the lookup it
+    // reports, so it has none. Bugs are other errors and keep theirs.
+    const limit = Error.stackTraceLimit
+    Error.stackTraceLimit = 0
     super(`${code}: ${message ?? code.toLowerCase()}, ${syscall}${path !== undefined ? ` '${path}'` : ''}`)
+    Error.stackTraceLimit = limit
     const n = ERRNO[code]
     if (n === undefined) throw new TypeError(`unknown errno code ${code}`)
     this.name = 'FsError'

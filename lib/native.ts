@@ -100,6 +100,8 @@ const binding = load()
 // `f*` on an open file, as copy-up works. Absent attributes throw ENODATA.
 
 export const lgetxattr: (path: string, name: string) => Buffer = binding.lgetxattr
+/** lgetxattr, but an absent attribute (or a filesystem without xattrs) is undefined, not an error. */
+export const lfindxattr: (path: string, name: string) => Buffer | undefined = binding.lfindxattr
 /** `flags`: 0, XATTR_CREATE (EEXIST if present) or XATTR_REPLACE (ENODATA if absent). */
 export const lsetxattr: (path: string, name: string, value: Uint8Array, flags: number) => void =
   binding.lsetxattr

@@ -122,6 +122,19 @@ t.test('xattrs by path', async t => {
     t.same(native.llistxattr(link), ['trusted.mark'])
   })
 
+  t.test('lfindxattr: an absent attribute is undefined, other errors throw', async t => {
+    native.lsetxattr(file, 'user.found', Buffer.from('here'), 0)
+    t.same(native.lfindxattr(file, 'user.found'), Buffer.from('here'))
+    t.equal(native.lfindxattr(file, 'user.absent'), undefined)
+    t.equal(native.lfindxattr(file, 'security.selinux'), undefined)
+    const big = Buffer.alloc(3000, 'b')
+    native.lsetxattr(file, 'user.found', big, 0)
+    t.same(native.lfindxattr(file, 'user.found'), big, 'past the first buffer')
+    native.lremovexattr(file, 'user.found')
+    const missing = join(dir, 'missing')
+    sysError(t, () => native.lfindxattr(missing, 'user.x'), 'ENOENT', 'lgetxattr', missing)
+  })
+
   t.test('a file without xattrs lists none', async t => {
     const plain = join(dir, 'plain')
     fs.writeFileSync(plain, '')

@@ -132,13 +132,7 @@ class DirBranch implements ReadonlyBranch {
   }
 
   getxattr (rel: string, name: string): Buffer | undefined {
-    try {
-      return native.lgetxattr(this.real(rel), name)
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code
-      if (code === 'ENODATA' || code === 'ENOTSUP' || code === 'EOPNOTSUPP') return undefined
-      throw err
-    }
+    return native.lfindxattr(this.real(rel), name)
   }
 
   listxattr (rel: string): string[] {
