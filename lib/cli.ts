@@ -68,6 +68,9 @@ OPTIONS (comma-separated):
   writeback              the kernel's writeback cache
   passthrough=on|off     the kernel reads and writes opened files itself
                          (Linux 6.9+, as root; default on)
+  spin=US                the serving thread polls for the next request this
+                         many microseconds before sleeping (default 100 with
+                         two CPUs or more, else 0)
   allow_other            let other users in (default as root)
   ro                     every branch read-only
   fsname=NAME            the source shown in /proc/mounts

@@ -204,3 +204,9 @@ export const {
   MS_STRICTATIME,
   MS_LAZYTIME
 } = binding.constants
+
+/**
+ * read(2) of the FUSE device into `buf`, after polling it for up to
+ * `spinUs` microseconds (0: read at once). Bytes read; errors as readSync's.
+ */
+export const readDevice: (fd: number, buf: Uint8Array, spinUs: number) => number = binding.readDevice

@@ -40,7 +40,7 @@ import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import type { UnionConfig, WhiteoutDialect } from './union/config'
-import type { FuseMountOptions } from './fuse/types'
+import { defaultSpinUs, type FuseMountOptions } from './fuse/types'
 import { userWhiteoutDevices } from './union/whiteouts'
 
 export type { FuseMountOptions }
@@ -86,6 +86,7 @@ export interface MountSettings {
   negativeTimeout?: number
   writeback?: boolean
   passthrough?: boolean
+  spin?: number
   debug?: boolean
   allowOther?: boolean
   fsname?: string
@@ -260,6 +261,7 @@ function applyOption (spec: Partial<MountSpec>, item: string): void {
     case 'negative_timeout': spec.negativeTimeout = parseNumber(key, value, false); return
     case 'writeback': spec.writeback = parseBool(key, value); return
     case 'passthrough': spec.passthrough = parseBool(key, value); return
+    case 'spin': spec.spin = parseNumber(key, value, true); return
     case 'debug': spec.debug = parseBool(key, value); return
     case 'allow_other': spec.allowOther = parseBool(key, value); return
     case 'fsname': spec.fsname = needValue(key, value); return
@@ -435,6 +437,13 @@ function nonNegative (name: string, v: number | undefined, integer: boolean): nu
   return v
 }
 
+/** Up to a second: a longer spin only burns a CPU. */
+function spinUs (v: number | undefined): number | undefined {
+  const us = nonNegative('spin', v, true)
+  if (us !== undefined && us > 1_000_000) throw new OptionsError(`spin: at most 1000000 microseconds, got ${us}`)
+  return us
+}
+
 /** Validate the library's (or the parsed command line's) form of a mount. */
 export function resolveOptions (spec: MountSpec): Options {
   // Everything that can be checked without the disk comes first.
@@ -492,6 +501,7 @@ export function resolveOptions (spec: MountSpec): Options {
     negativeTimeout: nonNegative('negative_timeout', spec.negativeTimeout, false) ?? kernelDefault,
     writeback: spec.writeback ?? false,
     passthrough: spec.passthrough ?? true,
+    spin: spinUs(spec.spin) ?? defaultSpinUs(),
     debug: spec.debug ?? false,
     allowOther: spec.allowOther ?? isRoot(),
     readOnly: upper === undefined || spec.readOnly === true
@@ -651,6 +661,7 @@ export function toArgs (options: Options): string[] {
     `negative_timeout=${fuse.negativeTimeout}`,
     `writeback=${fuse.writeback ? 'on' : 'off'}`,
     `passthrough=${fuse.passthrough ? 'on' : 'off'}`,
+    `spin=${fuse.spin}`,
     `debug=${fuse.debug ? 'on' : 'off'}`,
     `allow_other=${fuse.allowOther ? 'on' : 'off'}`,
     `fsname=${escapeValue(fuse.fsname)}`,

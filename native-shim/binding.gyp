@@ -14,7 +14,8 @@
         "src/inode.cc",
         "src/data.cc",
         "src/mount.cc",
-        "src/fdpass.cc"
+        "src/fdpass.cc",
+        "src/devread.cc"
       ],
       "defines": ["NAPI_VERSION=8", "_FILE_OFFSET_BITS=64"],
       "cflags_cc": ["-Wall", "-Wextra"]

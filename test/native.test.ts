@@ -308,6 +308,24 @@ t.test('utimensat and futimens, to the nanosecond', async t => {
   sysError(t, () => native.utimensat(missing, 'now', 'now', false), 'ENOENT', 'utimensat', missing)
 })
 
+t.test('readDevice reads at once when data waits, and polls its spin before reading', async t => {
+  const fifo = join(tempDir(t), 'fifo')
+  native.mknod(fifo, fs.constants.S_IFIFO | 0o600, 0)
+  // O_RDWR: the open does not wait for a writer; O_NONBLOCK: an empty read says EAGAIN instead of sleeping.
+  const fd = fs.openSync(fifo, fs.constants.O_RDWR | fs.constants.O_NONBLOCK)
+  t.teardown(() => fs.closeSync(fd))
+  const buf = Buffer.alloc(16)
+  fs.writeSync(fd, 'request')
+  t.equal(native.readDevice(fd, buf, 5000), 7, 'ready: no spin spent')
+  t.equal(buf.subarray(0, 7).toString(), 'request')
+
+  const start = process.hrtime.bigint()
+  sysError(t, () => native.readDevice(fd, buf, 20_000), 'EAGAIN', 'read')
+  const spentUs = Number(process.hrtime.bigint() - start) / 1000
+  t.ok(spentUs >= 20_000, `nothing to read: polled the whole spin first (${spentUs.toFixed(0)} µs)`)
+  sysError(t, () => native.readDevice(fd, buf, 0), 'EAGAIN', 'read')
+})
+
 t.test('bad arguments throw before any system call', async t => {
   const dir = tempDir(t)
   const any = native as unknown as Record<string, (...args: unknown[]) => unknown>
@@ -334,4 +352,6 @@ t.test('bad arguments throw before any system call', async t => {
   argError(t, () => any.fuseBackingOpen!('3', 4), 'devFd', 'ERR_INVALID_ARG_TYPE')
   argError(t, () => native.fuseBackingOpen(3, -4), 'backingFd', 'ERR_OUT_OF_RANGE')
   argError(t, () => native.fuseBackingClose(3, 2 ** 32), 'backingId', 'ERR_OUT_OF_RANGE')
+  argError(t, () => native.readDevice(0, Buffer.alloc(1), -1), 'spinUs', 'ERR_OUT_OF_RANGE')
+  argError(t, () => any.readDevice!(0, 'buffer', 0), 'buffer', 'ERR_INVALID_ARG_TYPE')
 })

@@ -37,7 +37,7 @@ import { mountFd, unmountPath } from './mount-cmd'
 import type { BackingIoctls } from './passthrough'
 import type { SessionConfig } from './session'
 import { openConnection, type Connection } from './thread'
-import type { FuseMountOptions, FuseSession } from './types'
+import { defaultSpinUs, type FuseMountOptions, type FuseSession } from './types'
 
 const FSTYPE = 'fuse.unionfs-ts'
 
@@ -112,6 +112,7 @@ export async function mountFuse (unionFs: UnionFsApi, mountpoint: string, opts: 
     negativeTimeout: seconds(opts.negativeTimeout, 'negativeTimeout', 1),
     writeback: opts.writeback === true,
     passthrough: opts.passthrough ?? true,
+    spinUs: opts.spin ?? defaultSpinUs(),
     debug: opts.debug === true || debugFromEnv()
   }
   const uid = process.getuid?.() ?? 0

@@ -23,17 +23,15 @@ async function main (): Promise<void> {
   // eslint-disable-next-line @typescript-eslint/no-var-requires
   const mod = require(data.union.module) as { openUnion: (arg: unknown) => Promise<UnionFsApi> }
   const union = await mod.openUnion(data.union.arg)
-  let backing: BackingIoctls | undefined
-  if (data.backing) {
-    try {
-      const n = await import('../native')
-      backing = { open: n.fuseBackingOpen, close: n.fuseBackingClose }
-    } catch {
-      backing = undefined
-    }
-  }
+  // Without the addon: no passthrough, and reads that sleep at once.
+  const native = await import('../native').catch(() => undefined)
+  const backing: BackingIoctls | undefined = data.backing && native !== undefined
+    ? { open: native.fuseBackingOpen, close: native.fuseBackingClose }
+    : undefined
   // The device is the owner's: it closes it once this thread says 'closed'.
-  const conn = new FuseConnection({ ...data.session, fs: union, backing, loop: 'sync', shared: data.shared, ownsFd: false })
+  const conn = new FuseConnection({
+    ...data.session, fs: union, backing, readDevice: native?.readDevice, loop: 'sync', shared: data.shared, ownsFd: false
+  })
   ready(1)
   conn.start()
   await conn.closed

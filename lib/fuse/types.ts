@@ -2,6 +2,16 @@
  * The transport's public types: mount options and what a mounted session
  * offers its owner.
  */
+import { availableParallelism } from 'node:os'
+
+/**
+ * The serving thread's default spin (FuseMountOptions.spin): with a CPU to
+ * spare, polling the device for a moment costs less than being woken; on
+ * one CPU it would only delay the process that sends the next request.
+ */
+export function defaultSpinUs (): number {
+  return availableParallelism() > 1 ? 100 : 0
+}
 
 export interface FuseMountOptions {
   /** The mount's source as /proc/mounts shows it. Default 'unionfs-ts'. */
@@ -28,6 +38,14 @@ export interface FuseMountOptions {
    * See passthrough.ts.
    */
   passthrough?: boolean
+  /**
+   * Microseconds the serving thread polls the device for the next request
+   * before it sleeps in read(2) (default: defaultSpinUs()). A process
+   * walking a tree sends its next request a few tens of microseconds after
+   * each reply; catching it awake saves a wake-up on another CPU, which
+   * on a VM costs more than answering a cached lookup. 0: always sleep.
+   */
+  spin?: number
   /** One line per request and reply on stderr (also UNIONFS_TS_DEBUG=1). */
   debug?: boolean
   /** Let other users in (mount option allow_other). Default: true when mounting as root. */
