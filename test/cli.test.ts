@@ -261,6 +261,33 @@ t.test('daemon mode, branch-list syntax: ready on return, then unionfs-ts umount
   t.match(again.stderr, /is not mounted/)
 })
 
+/** CPU seconds (user + system) the process has used. */
+function cpuSeconds (pid: number): number {
+  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
+  return (Number(f[11]) + Number(f[12])) / 100 // utime, stime: fields 14 and 15, in clock ticks of 1/100 s
+}
+
+t.test('spin: the serving thread polls after each request, then sleeps', { skip: mountSkip }, async t => {
+  for (const spin of ['0', '100000']) {
+    const tr = tree(t)
+    guard(t, tr.m)
+    const r = cli('mount', '-o', `spin=${spin}`, `${tr.a}:${tr.b}`, tr.m)
+    t.equal(r.status, 0, `spin=${spin}: mount exits 0 ${r.stderr}`)
+    const [pid] = servers(tr.m)
+    t.match(fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8'), `spin=${spin}`, 'the daemon got the option')
+    const ls = probe(`ls -1 '${tr.m}' && cat '${tr.m}/shadowed'`)
+    t.equal(ls.stdout, 'only-in-a\nonly-in-b\nshadowed\nfrom a\n', 'served')
+    // A spin of 0.1 s after the last request, then read(2) sleeps: an idle
+    // second costs the daemon well under a second of CPU.
+    await new Promise(resolve => setTimeout(resolve, 200))
+    const before = cpuSeconds(pid)
+    await new Promise(resolve => setTimeout(resolve, 1000))
+    const idle = cpuSeconds(pid) - before
+    t.ok(idle < 0.3, `spin=${spin}: idle for 1 s, the daemon used ${idle.toFixed(2)} s of CPU`)
+    t.equal(cli('umount', tr.m).status, 0)
+  }
+})
+
 t.test('a mount whose daemon died, held busy by a process inside: unionfs-ts umount detaches it', { skip: mountSkip }, async t => {
   const tr = tree(t)
   let holder: ChildProcess | undefined

@@ -12,7 +12,8 @@ import * as path from 'node:path'
 
 import { splitMs } from '../lib/fuse/codec'
 import { NodeTable } from '../lib/fuse/nodes'
-import type { Attr } from '../lib/union/types'
+import { mountFuse } from '../lib/fuse/mount'
+import type { Attr, UnionFsApi } from '../lib/union/types'
 import { spawnSync } from 'node:child_process'
 import { forkServer, serve, Served, waitExit } from './helpers/fuse-served'
 import { isMounted } from './helpers/mount'
@@ -73,6 +74,16 @@ t.test('node table, in process', async (t) => {
   t.not(reused.generation, f.generation, '...with a new generation')
   n.forget(1, 100)
   t.equal(n.path(1), '/', 'the root is never forgotten')
+})
+
+t.test('mount options are checked before anything is opened', async (t) => {
+  const dir = t.testdir()
+  const none = {} as unknown as UnionFsApi
+  for (const spin of [-1, 1.5, 2_000_000, NaN]) {
+    await t.rejects(mountFuse(none, dir, { spin }), { name: 'TypeError', message: /^spin must be whole microseconds/ }, `spin ${spin}`)
+  }
+  await t.rejects(mountFuse(none, dir, { attrTimeout: -1 }), { name: 'TypeError', message: /^attrTimeout must be/ })
+  t.notOk(isMounted(dir), 'nothing mounted')
 })
 
 t.test('times split into seconds and nanoseconds', async (t) => {

@@ -88,6 +88,12 @@ function seconds (v: number | undefined, name: string, dflt: number): number {
   return v
 }
 
+function spinUs (v: number | undefined): number {
+  if (v === undefined) return defaultSpinUs()
+  if (!Number.isSafeInteger(v) || v < 0 || v > 1_000_000) throw new TypeError(`spin must be whole microseconds from 0 to 1000000, got ${String(v)}`)
+  return v
+}
+
 /** True if `p` settles within `ms`. */
 async function settles (p: Promise<void>, ms: number): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined
@@ -112,7 +118,7 @@ export async function mountFuse (unionFs: UnionFsApi, mountpoint: string, opts: 
     negativeTimeout: seconds(opts.negativeTimeout, 'negativeTimeout', 1),
     writeback: opts.writeback === true,
     passthrough: opts.passthrough ?? true,
-    spinUs: opts.spin ?? defaultSpinUs(),
+    spinUs: spinUs(opts.spin),
     debug: opts.debug === true || debugFromEnv()
   }
   const uid = process.getuid?.() ?? 0
