@@ -58,7 +58,11 @@ static napi_value to_names(napi_env env, const std::vector<char>& buf, ssize_t n
   return names;
 }
 
-static napi_value Lgetxattr(napi_env env, napi_callback_info info) {
+// lgetxattr(path, name) -> Buffer. `absent_ok` (lfindxattr, the hot path:
+// every `ls -l` asks two absent attributes of each file) answers an absent
+// attribute, or a filesystem without xattrs, with undefined instead of
+// building and throwing an error object.
+static napi_value path_getxattr(napi_env env, napi_callback_info info, bool absent_ok) {
   napi_value argv[2];
   std::string path, name;
   if (!get_args(env, info, 2, argv) || !arg_string(env, argv[0], "path", &path) ||
@@ -69,27 +73,17 @@ static napi_value Lgetxattr(napi_env env, napi_callback_info info) {
   ssize_t n = read_sized([&](void* data, size_t size) {
     return lgetxattr(path.c_str(), name.c_str(), data, size);
   }, &buf);
+  if (n < 0 && absent_ok && (errno == ENODATA || errno == EOPNOTSUPP)) return undefined(env);
   if (n < 0) return sys_error(env, errno, "lgetxattr", &path);
   return to_buffer(env, buf, n);
 }
 
-// lgetxattr for the hot path (every `ls -l` asks two absent attributes of
-// each file): an absent attribute, or a filesystem without xattrs, answers
-// undefined instead of building and throwing an error object.
+static napi_value Lgetxattr(napi_env env, napi_callback_info info) {
+  return path_getxattr(env, info, false);
+}
+
 static napi_value Lfindxattr(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
-  std::string path, name;
-  if (!get_args(env, info, 2, argv) || !arg_string(env, argv[0], "path", &path) ||
-      !arg_string(env, argv[1], "name", &name)) {
-    return nullptr;
-  }
-  std::vector<char> buf;
-  ssize_t n = read_sized([&](void* data, size_t size) {
-    return lgetxattr(path.c_str(), name.c_str(), data, size);
-  }, &buf);
-  if (n < 0 && (errno == ENODATA || errno == EOPNOTSUPP)) return undefined(env);
-  if (n < 0) return sys_error(env, errno, "lgetxattr", &path);
-  return to_buffer(env, buf, n);
+  return path_getxattr(env, info, true);
 }
 
 static napi_value Fgetxattr(napi_env env, napi_callback_info info) {
