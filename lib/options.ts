@@ -40,7 +40,7 @@ import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import type { UnionConfig, WhiteoutDialect } from './union/config'
-import { defaultSpinUs, type FuseMountOptions } from './fuse/types'
+import { defaultSpinUs, MAX_SPIN_US, type FuseMountOptions } from './fuse/types'
 import { userWhiteoutDevices } from './union/whiteouts'
 
 export type { FuseMountOptions }
@@ -437,10 +437,9 @@ function nonNegative (name: string, v: number | undefined, integer: boolean): nu
   return v
 }
 
-/** Up to a second: a longer spin only burns a CPU. */
 function spinUs (v: number | undefined): number | undefined {
   const us = nonNegative('spin', v, true)
-  if (us !== undefined && us > 1_000_000) throw new OptionsError(`spin: at most 1000000 microseconds, got ${us}`)
+  if (us !== undefined && us > MAX_SPIN_US) throw new OptionsError(`spin: at most ${MAX_SPIN_US} microseconds, got ${us}`)
   return us
 }
 

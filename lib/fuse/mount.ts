@@ -37,7 +37,7 @@ import { mountFd, unmountPath } from './mount-cmd'
 import type { BackingIoctls } from './passthrough'
 import type { SessionConfig } from './session'
 import { openConnection, type Connection } from './thread'
-import { defaultSpinUs, type FuseMountOptions, type FuseSession } from './types'
+import { defaultSpinUs, MAX_SPIN_US, type FuseMountOptions, type FuseSession } from './types'
 
 const FSTYPE = 'fuse.unionfs-ts'
 
@@ -90,7 +90,7 @@ function seconds (v: number | undefined, name: string, dflt: number): number {
 
 function spinUs (v: number | undefined): number {
   if (v === undefined) return defaultSpinUs()
-  if (!Number.isSafeInteger(v) || v < 0 || v > 1_000_000) throw new TypeError(`spin must be whole microseconds from 0 to 1000000, got ${String(v)}`)
+  if (!Number.isSafeInteger(v) || v < 0 || v > MAX_SPIN_US) throw new TypeError(`spin must be whole microseconds from 0 to ${MAX_SPIN_US}, got ${String(v)}`)
   return v
 }
 

@@ -13,6 +13,9 @@ export function defaultSpinUs (): number {
   return availableParallelism() > 1 ? 100 : 0
 }
 
+/** The longest spin taken (a second): longer only burns a CPU. */
+export const MAX_SPIN_US = 1_000_000
+
 export interface FuseMountOptions {
   /** The mount's source as /proc/mounts shows it. Default 'unionfs-ts'. */
   fsname?: string
