@@ -14,7 +14,8 @@
  *     system calls the requests turned into (per-layer probes show here).
  *  3. --cpu-prof: a second mount served by a daemon we start in the
  *     foreground under `node --cpu-prof`, without debug logging; after
- *     unmounting, the profile's self time is summed by function and by
+ *     unmounting, each thread's profile (the main thread's, then the
+ *     serving thread's) has its self time summed by function and by
  *     source file.
  * Each mount is unmounted in a `finally`; only processes started here are
  * signalled, by PID.
