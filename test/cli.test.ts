@@ -20,6 +20,7 @@ import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { cpuSeconds } from '../bench/proc'
 
 const ROOT = path.resolve(__dirname, '..')
 const CLI = path.join(ROOT, 'bin', 'unionfs-ts.js')
@@ -261,12 +262,6 @@ t.test('daemon mode, branch-list syntax: ready on return, then unionfs-ts umount
   t.match(again.stderr, /is not mounted/)
 })
 
-/** CPU seconds (user + system) the process has used. */
-function cpuSeconds (pid: number): number {
-  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
-  return (Number(f[11]) + Number(f[12])) / 100 // utime, stime: fields 14 and 15, in clock ticks of 1/100 s
-}
-
 t.test('spin: the serving thread polls after each request, then sleeps', { skip: mountSkip }, async t => {
   for (const spin of ['0', '100000']) {
     const tr = tree(t)
@@ -280,9 +275,9 @@ t.test('spin: the serving thread polls after each request, then sleeps', { skip:
     // A spin of 0.1 s after the last request, then read(2) sleeps: an idle
     // second costs the daemon well under a second of CPU.
     await new Promise(resolve => setTimeout(resolve, 200))
-    const before = cpuSeconds(pid)
+    const before = cpuSeconds(pid) ?? NaN
     await new Promise(resolve => setTimeout(resolve, 1000))
-    const idle = cpuSeconds(pid) - before
+    const idle = (cpuSeconds(pid) ?? NaN) - before
     t.ok(idle < 0.3, `spin=${spin}: idle for 1 s, the daemon used ${idle.toFixed(2)} s of CPU`)
     t.equal(cli('umount', tr.m).status, 0)
   }
