@@ -142,12 +142,9 @@ export function codeOf (fn: () => unknown): string {
 export function transcript (): { out: string[], step: (name: string, fn: () => unknown) => void } {
   const out: string[] = []
   const step = (name: string, fn: () => unknown): void => {
-    let r: string
-    try {
-      const v = fn()
-      r = v === undefined ? 'ok' : `ok ${typeof v === 'string' ? v : JSON.stringify(v)}`
-    } catch (e) { r = codeOf(() => { throw e }) }
-    out.push(`${name}: ${r}`)
+    let v: unknown
+    const r = codeOf(() => { v = fn() })
+    out.push(`${name}: ${r === 'ok' && v !== undefined ? `ok ${typeof v === 'string' ? v : JSON.stringify(v)}` : r}`)
   }
   return { out, step }
 }
