@@ -24,16 +24,16 @@ static int64_t now_ns() {
   return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
-// True once the device has something to read (or an error to report).
-static bool ready_within(int fd, int64_t spin_ns) {
+// Returns once the device has something to read (or an error to report),
+// or after `spin_ns`; the read(2) that follows sleeps only in the latter case.
+static void poll_for(int fd, int64_t spin_ns) {
   const int64_t until = now_ns() + spin_ns;
   struct pollfd p = {fd, POLLIN, 0};
   do {
     p.revents = 0;
-    if (poll(&p, 1, 0) != 0) return true;
+    if (poll(&p, 1, 0) != 0) return;
     sched_yield();  // a process waiting for this CPU (the client itself, maybe) runs first
   } while (now_ns() < until);
-  return false;
 }
 
 // readDevice(fd, buffer, spinUs) -> bytes read; errors as node:fs's.
@@ -48,7 +48,7 @@ static napi_value ReadDevice(napi_env env, napi_callback_info info) {
       !arg_int(env, argv[2], "spinUs", 0, 1000000, &spin_us)) {
     return nullptr;
   }
-  if (spin_us > 0) ready_within(fd, spin_us * 1000);
+  if (spin_us > 0) poll_for(fd, spin_us * 1000);
   ssize_t n = read(fd, const_cast<void*>(data), len);
   if (n < 0) return sys_error(env, errno, "read");
   return number(env, n);
