@@ -30,6 +30,7 @@
  */
 import * as fs from 'node:fs'
 import * as path from 'node:path'
+import { settles } from '../settles'
 import type { UnionFsApi } from '../union/types'
 import { fuserUnmount, fusermountFd } from './fusermount'
 import { debugFromEnv } from './log'
@@ -94,19 +95,6 @@ function spinUs (v: number | undefined): number {
   return v
 }
 
-/** True if `p` settles within `ms`. */
-async function settles (p: Promise<void>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined
-  const late = new Promise<boolean>((resolve) => {
-    timer = setTimeout(() => { resolve(false) }, ms)
-    timer.unref()
-  })
-  try {
-    return await Promise.race([p.then(() => true), late])
-  } finally {
-    clearTimeout(timer)
-  }
-}
 
 export async function mountFuse (unionFs: UnionFsApi, mountpoint: string, opts: FuseMountOptions = {}): Promise<FuseSession> {
   const fsname = opts.fsname ?? 'unionfs-ts'
