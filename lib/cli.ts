@@ -33,6 +33,7 @@ import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import { FSTYPE, OptionsError, parseOptions, readMountInfo, resolveOptions, toArgs, type MountSpec, type Options, type ParseMode } from './options'
+import { settles } from './settles'
 import type { UnionFs } from './union/union-fs'
 import type { FuseSession } from './fuse'
 
@@ -224,11 +225,19 @@ export async function spawnServer (options: Options, how: SpawnHow): Promise<Spa
     child.on('error', (err) => finish(`error cannot start ${bin}: ${err.message}`))
   })
   if (line.startsWith('ready ')) return { child, pid: child.pid ?? Number(line.slice(6)) }
-  if (line.startsWith('error ')) throw new Error(line.slice(6))
+  if (line.startsWith('error ')) {
+    // The daemon said why and is on its way out: report once it is gone,
+    // so a failed mount leaves no process behind when the command returns.
+    if (!await settles(exitCode(child), FAILED_EXIT_MS)) child.kill('SIGKILL')
+    throw new Error(line.slice(6))
+  }
   const code = await exitCode(child)
   const where = options.log === undefined ? '' : ` (see ${options.log})`
   throw new Error(`the daemon exited (${code}) before the mount was ready${where}`)
 }
+
+/** How long a daemon that reported a failed mount gets to exit before it is killed. */
+const FAILED_EXIT_MS = 10_000
 
 function exitCode (child: ChildProcess): Promise<string> {
   if (child.exitCode !== null) return Promise.resolve(`status ${child.exitCode}`)
