@@ -135,6 +135,30 @@ t.test('.wh. names and private xattrs never show and cannot be made', async t =>
   t.same(await names(u, '/'), ['f'])
 })
 
+t.test('xattrs: a name set through one path shows through every path of the file', async t => {
+  const s = stack(t)
+  write(`${s.lo1}/f`, 'x')
+  native.lsetxattr(`${s.lo1}/f`, 'user.a', Buffer.from('1'), 0)
+  write(`${s.up}/h1`, 'y')
+  fs.linkSync(`${s.up}/h1`, `${s.up}/h2`)
+  const u = await open(s)
+  t.equal((await u.getxattr('/f', 'user.a')).toString(), '1')
+  await t.rejects(u.getxattr('/f', 'user.b'), { code: 'ENODATA' }, 'absent name, answered from the listed names')
+  await t.rejects(u.getxattr('/h1', 'user.b'), { code: 'ENODATA' })
+  await t.rejects(u.getxattr('/h2', 'user.b'), { code: 'ENODATA' })
+  t.same(await u.listxattr('/h2'), [])
+  await u.setxattr('/h1', 'user.b', Buffer.from('2'), 0)
+  t.equal((await u.getxattr('/h2', 'user.b')).toString(), '2', 'the other name of the hard link sees it')
+  t.same(await u.listxattr('/h2'), ['user.b'])
+  await u.removexattr('/h2', 'user.b')
+  await t.rejects(u.getxattr('/h1', 'user.b'), { code: 'ENODATA' }, 'and its removal')
+  await u.setxattr('/f', 'user.b', Buffer.from('3'), 0)
+  t.equal((await u.getxattr('/f', 'user.b')).toString(), '3', 'set on a lower file: copied up, then set')
+  t.same((await u.listxattr('/f')).sort(), ['user.a', 'user.b'])
+  native.lremovexattr(`${s.up}/f`, 'user.a')
+  await t.rejects(u.getxattr('/f', 'user.a'), { code: 'ENODATA' }, 'a name removed behind the union is gone')
+})
+
 t.test('copy-up carries data with holes, mode, owner, times, xattrs; st_ino is kept', async t => {
   const s = stack(t)
   const big = `${s.lo1}/dir/sparse`

@@ -36,6 +36,7 @@ import { Resolver, type Entry } from './resolve'
 import type { Attr, Caller, DirEntry, StatFs, TimeSpec, UnionChange, UnionFsApi, UnionThreadSpec } from './types'
 import { isPrivateXattr, Whiteouts } from './whiteouts'
 import { Workdir } from './workdir'
+import { XattrNames } from './xattr-names'
 import { isMainThread } from 'node:worker_threads'
 import { COUNTER_WORDS, SharedCounters, STATS_WORDS, type UnionCounters, type UnionEvent, type UnionObserver } from './events'
 
@@ -55,6 +56,7 @@ export class UnionFs implements UnionFsApi {
   readonly resolver: Resolver
   private readonly core?: Core
   private readonly handles = new Handles()
+  private readonly xattrNames: XattrNames
   /** The transport's watchers (watch()). */
   private readonly watchers: Array<(change: UnionChange) => void> = []
   /** Counters for `stats`, shared with a serving thread's twin (events.ts). */
@@ -78,6 +80,7 @@ export class UnionFs implements UnionFsApi {
     // The lower indexes share the dentry cache's budget, counted in names.
     const lowerIndex = config.cacheEntries > 0 ? new LowerIndex(layers, config.cacheEntries * 4) : undefined
     this.resolver = new Resolver(layers, cache, config.xattrNamespace, this.upper !== undefined, lowerIndex)
+    this.xattrNames = new XattrNames(layers, config.cacheEntries > 0)
     if (this.upper !== undefined) {
       const work = Workdir.open(config.workdir ?? path.join(config.upper!, '.wh..wh.unionfs-ts'))
       const whiteouts = new Whiteouts(this.upper, config.whiteout, config.xattrNamespace)
@@ -155,14 +158,14 @@ export class UnionFs implements UnionFsApi {
 
   async getxattr (p: string, name: string): Promise<Buffer> {
     const e = this.resolver.get(p, 'getxattr')
-    const v = isPrivateXattr(name) ? undefined : this.layers[e.top.layer].getxattr(e.top.rel, name)
+    const v = isPrivateXattr(name) || !this.xattrNames.mayHave(e, name) ? undefined : this.layers[e.top.layer].getxattr(e.top.rel, name)
     if (v === undefined) throw fsError('ENODATA', 'getxattr', p)
     return v
   }
 
   async listxattr (p: string): Promise<string[]> {
     const e = this.resolver.get(p, 'listxattr')
-    return this.layers[e.top.layer].listxattr(e.top.rel).filter(n => !isPrivateXattr(n))
+    return this.xattrNames.names(e).filter(n => !isPrivateXattr(n))
   }
 
   async statfs (_p: string): Promise<StatFs> {
@@ -327,14 +330,18 @@ export class UnionFs implements UnionFsApi {
 
   async setxattr (p: string, name: string, value: Buffer, flags: number): Promise<void> {
     if (isPrivateXattr(name)) throw fsError('EPERM', 'setxattr', p)
-    this.upperCopy('setxattr', p).setxattr(p, name, value, flags)
+    const upper = this.upperCopy('setxattr', p)
+    this.xattrNames.changed()
+    upper.setxattr(p, name, value, flags)
   }
 
   async removexattr (p: string, name: string): Promise<void> {
     if (isPrivateXattr(name)) throw fsError('ENODATA', 'removexattr', p)
     const e = this.resolver.get(p, 'removexattr')
     if (this.layers[e.top.layer].getxattr(e.top.rel, name) === undefined) throw fsError('ENODATA', 'removexattr', p)
-    this.upperCopy('removexattr', p).removexattr(p, name)
+    const upper = this.upperCopy('removexattr', p)
+    this.xattrNames.changed()
+    upper.removexattr(p, name)
   }
 
   async destroy (): Promise<void> {
@@ -357,6 +364,7 @@ export class UnionFs implements UnionFsApi {
 
   private copiedUp (entry: Entry, event: CopyUpEvent): void {
     this.counters.copyUps++
+    this.xattrNames.changed()
     this.counters.bytesCopied += event.bytes
     if (!entry.isDir) this.handles.repoint(entry.ino, () => this.upper!.open(entry.path, O_RDONLY))
     for (const w of this.watchers) w({ kind: 'copy-up', path: entry.path })
