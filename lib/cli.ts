@@ -72,6 +72,9 @@ OPTIONS (comma-separated):
   spin=US                the serving thread polls for the next request this
                          many microseconds before sleeping (default 100 with
                          two CPUs or more, else 0)
+  readdirplus=auto|always|never
+                         attributes with each listed entry: auto (default)
+                         sends them while the caller stats what it lists
   allow_other            let other users in (default as root)
   ro                     every branch read-only
   fsname=NAME            the source shown in /proc/mounts

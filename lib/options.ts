@@ -40,6 +40,7 @@ import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import type { UnionConfig, WhiteoutDialect } from './union/config'
+import { READDIRPLUS_MODES, type ReaddirPlusMode } from './fuse/listing-attrs'
 import { defaultSpinUs, MAX_SPIN_US, type FuseMountOptions } from './fuse/types'
 import { userWhiteoutDevices } from './union/whiteouts'
 
@@ -87,6 +88,7 @@ export interface MountSettings {
   writeback?: boolean
   passthrough?: boolean
   spin?: number
+  readdirplus?: ReaddirPlusMode
   debug?: boolean
   allowOther?: boolean
   fsname?: string
@@ -262,6 +264,7 @@ function applyOption (spec: Partial<MountSpec>, item: string): void {
     case 'writeback': spec.writeback = parseBool(key, value); return
     case 'passthrough': spec.passthrough = parseBool(key, value); return
     case 'spin': spec.spin = parseNumber(key, value, true); return
+    case 'readdirplus': spec.readdirplus = readdirPlusMode(value); return
     case 'debug': spec.debug = parseBool(key, value); return
     case 'allow_other': spec.allowOther = parseBool(key, value); return
     case 'fsname': spec.fsname = needValue(key, value); return
@@ -443,6 +446,12 @@ function spinUs (v: number | undefined): number | undefined {
   return us
 }
 
+function readdirPlusMode (v: string | undefined): ReaddirPlusMode {
+  const mode = READDIRPLUS_MODES.find((m) => m === v)
+  if (mode === undefined) throw new OptionsError(`readdirplus=${String(v)}: expected auto, always or never`)
+  return mode
+}
+
 /** Validate the library's (or the parsed command line's) form of a mount. */
 export function resolveOptions (spec: MountSpec): Options {
   // Everything that can be checked without the disk comes first.
@@ -501,6 +510,7 @@ export function resolveOptions (spec: MountSpec): Options {
     writeback: spec.writeback ?? false,
     passthrough: spec.passthrough ?? true,
     spin: spinUs(spec.spin) ?? defaultSpinUs(),
+    readdirplus: spec.readdirplus === undefined ? 'auto' : readdirPlusMode(spec.readdirplus),
     debug: spec.debug ?? false,
     allowOther: spec.allowOther ?? isRoot(),
     readOnly: upper === undefined || spec.readOnly === true
@@ -661,6 +671,7 @@ export function toArgs (options: Options): string[] {
     `writeback=${fuse.writeback ? 'on' : 'off'}`,
     `passthrough=${fuse.passthrough ? 'on' : 'off'}`,
     `spin=${fuse.spin}`,
+    `readdirplus=${fuse.readdirplus}`,
     `debug=${fuse.debug ? 'on' : 'off'}`,
     `allow_other=${fuse.allowOther ? 'on' : 'off'}`,
     `fsname=${escapeValue(fuse.fsname)}`,

@@ -16,6 +16,8 @@ export interface DirHandle {
   entries: DirEntry[]
   /** True once a READDIR has returned entries from this snapshot. */
   consumed: boolean
+  /** READDIRPLUS pages of this handle carry attributes; decided at its first (listing-attrs.ts). */
+  attrs?: boolean
 }
 
 export function snapshot (list: readonly DirEntry[], selfIno: number, parentIno: number): DirEntry[] {

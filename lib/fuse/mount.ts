@@ -33,6 +33,7 @@ import * as path from 'node:path'
 import { settles } from '../settles'
 import type { UnionFsApi } from '../union/types'
 import { fuserUnmount, fusermountFd } from './fusermount'
+import { READDIRPLUS_MODES, type ReaddirPlusMode } from './listing-attrs'
 import { debugFromEnv } from './log'
 import { mountFd, unmountPath } from './mount-cmd'
 import type { BackingIoctls } from './passthrough'
@@ -95,6 +96,11 @@ function spinUs (v: number | undefined): number {
   return v
 }
 
+function readdirPlus (v: ReaddirPlusMode | undefined): ReaddirPlusMode {
+  if (v === undefined) return 'auto'
+  if (!READDIRPLUS_MODES.includes(v)) throw new TypeError(`readdirplus must be one of ${READDIRPLUS_MODES.join(', ')}, got ${String(v)}`)
+  return v
+}
 
 export async function mountFuse (unionFs: UnionFsApi, mountpoint: string, opts: FuseMountOptions = {}): Promise<FuseSession> {
   const fsname = opts.fsname ?? 'unionfs-ts'
@@ -107,6 +113,7 @@ export async function mountFuse (unionFs: UnionFsApi, mountpoint: string, opts: 
     writeback: opts.writeback === true,
     passthrough: opts.passthrough ?? true,
     spinUs: spinUs(opts.spin),
+    readdirPlus: readdirPlus(opts.readdirplus),
     debug: opts.debug === true || debugFromEnv()
   }
   const uid = process.getuid?.() ?? 0

@@ -14,6 +14,7 @@ import type { Attr, UnionFsApi } from '../union/types'
 import type { BufferPool } from './buffers'
 import type { RequestHeader, Decoder, Encoder, Timeout } from './codec'
 import type { DirHandles } from './dirs'
+import type { ListingAttrs } from './listing-attrs'
 import type { FuseLog } from './log'
 import type { FuseNode, NodeTable } from './nodes'
 import type { Passthrough } from './passthrough'
@@ -48,6 +49,8 @@ export interface OpContext {
   readonly fhNodes: Map<number, FuseNode>
   /** Which opens the kernel serves itself from a branch file. */
   readonly passthrough: Passthrough
+  /** Attributes in READDIRPLUS replies, or names alone. */
+  readonly listingAttrs: ListingAttrs
   conn: Connection
 }
 

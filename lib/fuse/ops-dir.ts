@@ -9,8 +9,11 @@
  * would: each entry sent with a node id counts one lookup (the kernel links
  * every entry of the reply, or forgets what it cannot link). An entry whose
  * getattr fails (it vanished since the snapshot) is sent with node id 0,
- * which the kernel takes as "no attributes" and does not count.
+ * which the kernel takes as "no attributes" and does not count; so is
+ * every entry of a listing that listing-attrs.ts says goes without
+ * attributes.
  */
+import { constants } from 'node:fs'
 import { fsError } from '../errors'
 import type { DirEntry } from '../union/types'
 import { direntPlusSize, direntSize, direntType, timeout, type Decoder } from './codec'
@@ -21,6 +24,7 @@ import { entryFor, noArgs, op, type EntryResult, type OpContext } from './op-con
 import { Fopen } from './protocol'
 
 const NO_TIME = timeout(0)
+const { S_IFMT, S_IFDIR } = constants
 
 async function inoOf (ctx: OpContext, path: string): Promise<number | undefined> {
   const id = ctx.nodes.nodeIdOf(path)
@@ -118,10 +122,23 @@ interface PlusPage extends Page {
   found: Array<EntryResult | undefined>
 }
 
+function * nonDirNames (p: Page): Iterable<string> {
+  for (let i = Math.max(p.start, 2); i < p.end; i++) {
+    const ent = p.entries[i]
+    if ((ent.type & S_IFMT) !== S_IFDIR) yield ent.name
+  }
+}
+
 export const readdirplusOp = op<ReaddirIn, PlusPage>({
   decode: decodeReaddir,
   run: async (ctx, h, a) => {
     const p = await page(ctx, h.nodeid, a, direntPlusSize)
+    const d = ctx.dirs.get(a.fh)!
+    d.attrs ??= ctx.listingAttrs.choose(h.nodeid)
+    if (!d.attrs) {
+      ctx.listingAttrs.listed(h.nodeid, nonDirNames(p))
+      return { ...p, found: [] }
+    }
     const dir = ctx.nodes.pathOf(h.nodeid)
     const attrs = await Promise.all(p.entries.slice(p.start, p.end).map(async (ent, k) => {
       if (dir === undefined || p.start + k < 2) return undefined

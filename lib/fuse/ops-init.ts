@@ -8,6 +8,7 @@
  *   MAX_PAGES         requests up to max_pages = 256 pages, max_write 1 MiB
  *   ATOMIC_O_TRUNC    O_TRUNC comes with OPEN instead of a separate SETATTR
  *   DO_READDIRPLUS, READDIRPLUS_AUTO   entries and attributes in one request
+ *                     (not with readdirplus=never: listing-attrs.ts)
  *   PARALLEL_DIROPS   concurrent LOOKUP/READDIR in one directory
  *   SETXATTR_EXT      the 7.33 setxattr_in (we read its extra flags word)
  *   INIT_EXT          flags2 is read
@@ -53,9 +54,9 @@ const MAX_STACK_DEPTH = 1
 /** max_background: how many background requests (readahead, async I/O) the kernel keeps in flight. */
 const MAX_BACKGROUND = 64
 
-export function wantedInitFlags (writeback: boolean): number {
+export function wantedInitFlags (writeback: boolean, readdirplus: boolean): number {
   return (Init.ASYNC_READ | Init.BIG_WRITES | Init.MAX_PAGES | Init.ATOMIC_O_TRUNC |
-    Init.DO_READDIRPLUS | Init.READDIRPLUS_AUTO | Init.PARALLEL_DIROPS |
+    (readdirplus ? Init.DO_READDIRPLUS | Init.READDIRPLUS_AUTO : 0) | Init.PARALLEL_DIROPS |
     Init.SETXATTR_EXT | Init.INIT_EXT | (writeback ? Init.WRITEBACK_CACHE : 0)) >>> 0
 }
 
@@ -79,7 +80,7 @@ export const initOp = op<InitIn, InitReply>({
       throw fsError('EPROTO', 'init')
     }
     const minor = Math.min(a.minor, FUSE_IMPLEMENTED_MINOR)
-    const flags = (wantedInitFlags(ctx.wantWriteback) & a.flags) >>> 0
+    const flags = (wantedInitFlags(ctx.wantWriteback, ctx.listingAttrs.readdirplus) & a.flags) >>> 0
     const writeback = (flags & Init.WRITEBACK_CACHE) !== 0
     // flags2 means something only when both sides set INIT_EXT.
     const offered2 = (flags & Init.INIT_EXT) !== 0 ? a.flags2 : 0

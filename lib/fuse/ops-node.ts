@@ -46,6 +46,7 @@ function encodeAttr (e: Encoder, attr: Attr, ctx: OpContext): void {
 export const lookupOp = op<string, EntryResult | undefined>({
   decode: (d) => d.cstr(),
   run: async (ctx, h, name) => {
+    ctx.listingAttrs.lookedUp(h.nodeid, name)
     const path = ctx.nodes.childPath(h.nodeid, name)
     let attr: Attr | undefined
     if (ctx.fs.lookupAttr !== undefined) {

@@ -66,6 +66,7 @@ import type { UnionChange, UnionFsApi } from '../union/types'
 import { BufferPool } from './buffers'
 import { Decoder, Encoder, decodeHeader, readU64, timeout, writeU64, type RequestHeader } from './codec'
 import { DirHandles } from './dirs'
+import { ListingAttrs, type ReaddirPlusMode } from './listing-attrs'
 import { FuseLog } from './log'
 import { NodeTable } from './nodes'
 import type { OpContext, OpSpec } from './op-context'
@@ -100,6 +101,8 @@ export interface SessionConfig {
   passthrough: boolean
   /** The 'sync' loop polls the device this long before each blocking read (FuseMountOptions.spin). */
   spinUs: number
+  /** Default 'auto' (listing-attrs.ts). */
+  readdirPlus?: ReaddirPlusMode
   /** The native shim's polling read; undefined: a plain readSync, without the spin. */
   readDevice?: DeviceRead
   /** The backing-file ioctls; undefined without the native addon. */
@@ -172,6 +175,7 @@ export class FuseConnection {
       maxPages: MAX_PAGES,
       fhNodes: new Map(),
       passthrough: new Passthrough(cfg.fd, cfg.fs, cfg.backing, cfg.passthrough, this.log),
+      listingAttrs: new ListingAttrs(cfg.readdirPlus ?? 'auto'),
       conn: { minor: 0, flags: 0, writeback: false, setxattrExt: false, passthrough: false }
     }
   }

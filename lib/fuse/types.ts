@@ -3,6 +3,7 @@
  * offers its owner.
  */
 import { availableParallelism } from 'node:os'
+import type { ReaddirPlusMode } from './listing-attrs'
 
 /**
  * The serving thread's default spin (FuseMountOptions.spin): with a CPU to
@@ -49,6 +50,13 @@ export interface FuseMountOptions {
    * on a VM costs more than answering a cached lookup. 0: always sleep.
    */
   spin?: number
+  /**
+   * Whether READDIRPLUS replies carry the entries' attributes: 'auto'
+   * (default) judges by whether the caller stats what it lists, 'always'
+   * sends them, 'never' asks the kernel for plain READDIR. See
+   * listing-attrs.ts.
+   */
+  readdirplus?: ReaddirPlusMode
   /** One line per request and reply on stderr (also UNIONFS_TS_DEBUG=1). */
   debug?: boolean
   /** Let other users in (mount option allow_other). Default: true when mounting as root. */

@@ -1,0 +1,101 @@
+/**
+ * Whether a READDIRPLUS reply carries the entries' attributes or their
+ * names and types alone (`-o readdirplus=auto|always|never`).
+ *
+ * With attributes, the kernel caches every entry of the reply: a later
+ * stat of it needs no request. They cost the daemon an lstat per entry,
+ * which on a cold tree reads each inode from disk. A walker that needs
+ * only names and types (find, a shell glob, a build tool scanning for
+ * sources) pays that for nothing; one that stats every entry (ls -l, tar,
+ * du, rsync) saves a LOOKUP round trip per entry. An entry sent without
+ * attributes (node id 0) is a plain directory entry to the kernel: the
+ * first stat of it sends a LOOKUP, as after a READDIR.
+ *
+ * `always` sends attributes; `never` does not ask for READDIRPLUS at INIT
+ * (the kernel sends READDIR). `auto`, the default, tells the two kinds of
+ * walker apart by what the caller does after a listing, much as the
+ * kernel's READDIRPLUS_AUTO decides between READDIRPLUS and READDIR:
+ * - A listing answered with names alone is watched: each LOOKUP of one of
+ *   its non-directory names is a stat the attributes would have saved
+ *   (directories do not count: every walker looks them up to descend).
+ *   Once a quarter of them, and at least two, were looked up, listings
+ *   get attributes.
+ * - While listings get attributes, every PROBE_EVERY-th is answered with
+ *   names and watched the same way. If the caller opens the next listing
+ *   before that one drew its lookups, listings get names.
+ * A listing is judged only if it had at least two non-directory names.
+ * The mode starts at attributes (what an `ls -l` of one directory wants).
+ * Walkers stat a listing's entries after reading all of it and before
+ * opening the next (ls, tar and du do; find reads a directory and then
+ * descends), so the verdict is in before the next listing is answered.
+ * Two walkers of the two kinds at once make the mode flip: it costs lstats
+ * or LOOKUPs, never a wrong answer.
+ */
+
+export type ReaddirPlusMode = 'auto' | 'always' | 'never'
+
+export const READDIRPLUS_MODES: readonly ReaddirPlusMode[] = ['auto', 'always', 'never']
+
+/** While listings get attributes, every this many-th is a probe answered with names. */
+export const PROBE_EVERY = 8
+
+const MIN_NAMES = 2
+
+interface Watch {
+  readonly dir: number
+  readonly names: Set<string>
+  listed: number
+  hits: number
+}
+
+export class ListingAttrs {
+  private attrs = true
+  private sinceProbe = 0
+  private watch: Watch | undefined
+
+  constructor (private readonly mode: ReaddirPlusMode) {}
+
+  /** Ask for READDIRPLUS at INIT. */
+  get readdirplus (): boolean {
+    return this.mode !== 'never'
+  }
+
+  /** Does a new listing of directory node `dir` get attributes? Called once per directory handle. */
+  choose (dir: number): boolean {
+    if (this.mode !== 'auto') return true
+    const w = this.watch
+    if (w !== undefined && w.listed >= MIN_NAMES && !statted(w)) this.attrs = false
+    this.watch = undefined
+    if (this.attrs && ++this.sinceProbe < PROBE_EVERY) return true
+    this.sinceProbe = 0
+    this.watch = { dir, names: new Set(), listed: 0, hits: 0 }
+    return false
+  }
+
+  /** A page of directory `dir` went out without attributes: watch its non-directory names. */
+  listed (dir: number, names: Iterable<string>): void {
+    const w = this.watch
+    if (w === undefined || w.dir !== dir) return
+    for (const name of names) {
+      if (w.names.has(name)) continue
+      w.names.add(name)
+      w.listed++
+    }
+  }
+
+  /** The kernel looked up `name` in directory `dir`. */
+  lookedUp (dir: number, name: string): void {
+    const w = this.watch
+    if (w === undefined || w.dir !== dir || !w.names.delete(name)) return
+    w.hits++
+    if (w.listed >= MIN_NAMES && statted(w)) {
+      this.attrs = true
+      this.sinceProbe = 0
+      this.watch = undefined
+    }
+  }
+}
+
+function statted (w: Watch): boolean {
+  return w.hits >= MIN_NAMES && w.hits * 4 >= w.listed
+}

@@ -1,0 +1,119 @@
+/**
+ * READDIRPLUS with attributes or names alone (-o readdirplus=, listing-attrs.ts):
+ * the policy on its own, then through a real mount, where a LOOKUP of a
+ * listed file after its listing shows that the listing went without
+ * attributes (with them, the kernel has the entry and asks nothing).
+ */
+import t from 'tap'
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+import { ListingAttrs, PROBE_EVERY } from '../lib/fuse/listing-attrs'
+import { serve, type Served } from './helpers/fuse-served'
+
+/** Lists directory nodes 1..n; `stat`: looks up every name of each listing after it. */
+function walk (p: ListingAttrs, from: number, n: number, stat: boolean): boolean[] {
+  const chose: boolean[] = []
+  for (let dir = from; dir < from + n; dir++) {
+    const attrs = p.choose(dir)
+    chose.push(attrs)
+    const names = ['a', 'b', 'c', 'd', 'e', 'f']
+    if (!attrs) p.listed(dir, names)
+    if (stat) for (const name of names) p.lookedUp(dir, name)
+  }
+  return chose
+}
+
+t.test('the policy', async (t) => {
+  const always = new ListingAttrs('always')
+  t.same(walk(always, 1, 20, false), new Array(20).fill(true), 'always: attributes whatever the caller does')
+  t.ok(always.readdirplus)
+  t.notOk(new ListingAttrs('never').readdirplus, 'never: READDIRPLUS is not asked for')
+
+  const auto = new ListingAttrs('auto')
+  const names = walk(auto, 1, 3 * PROBE_EVERY, false)
+  t.same(names.slice(0, PROBE_EVERY - 1), new Array(PROBE_EVERY - 1).fill(true), 'starts with attributes')
+  t.same(names.slice(PROBE_EVERY - 1), new Array(2 * PROBE_EVERY + 1).fill(false),
+    'a probe nobody stats turns them off for good')
+  const stats = walk(auto, 100, 3 * PROBE_EVERY, true)
+  t.equal(stats[0], false, 'the first listing of a statting walker still goes without')
+  t.same(stats.slice(1, PROBE_EVERY), new Array(PROBE_EVERY - 1).fill(true), 'its lookups turn attributes on')
+  t.equal(stats.filter((a) => !a).length, 3, 'then one probe in every PROBE_EVERY listings')
+
+  const dirsOnly = new ListingAttrs('auto')
+  walk(dirsOnly, 1, PROBE_EVERY, true)
+  dirsOnly.choose(50) // a probe of no names: no verdict
+  t.equal(dirsOnly.choose(51), true, 'a listing without file names leaves the mode as it was')
+
+  const few = new ListingAttrs('auto')
+  walk(few, 1, PROBE_EVERY - 1, false)
+  t.equal(few.choose(9), false, 'probe')
+  few.listed(9, ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i'])
+  few.lookedUp(9, 'a')
+  few.lookedUp(8, 'b')
+  few.lookedUp(9, 'nope')
+  t.equal(few.choose(10), false, 'one lookup of nine names, one in another dir and one of an unlisted name: no stats')
+})
+
+function mkTree (s: Served, prefix: string, dirs: number, files: number): string[] {
+  const out: string[] = []
+  for (let d = 0; d < dirs; d++) {
+    const dir = `${prefix}${d}`
+    fs.mkdirSync(s.r(dir), { recursive: true })
+    fs.mkdirSync(s.r(path.join(dir, 'sub')))
+    for (let f = 0; f < files; f++) fs.writeFileSync(s.r(path.join(dir, `f${f}`)), 'x')
+    out.push(dir)
+  }
+  return out
+}
+
+/** LOOKUPs the server saw while `fn` ran. */
+async function lookups (s: Served, fn: () => void): Promise<number> {
+  const before = (await s.stats()).fuse.requestsByKind?.LOOKUP ?? 0
+  fn()
+  return ((await s.stats()).fuse.requestsByKind?.LOOKUP ?? 0) - before
+}
+
+/** A find: names and types of each directory, no stat. */
+function find (s: Served, dirs: string[]): number {
+  let n = 0
+  for (const d of dirs) n += fs.readdirSync(s.m(d), { withFileTypes: true }).filter((e) => e.isFile()).length
+  return n
+}
+
+/** An ls -l: each directory listed, then each entry stat'ed. */
+function lsl (s: Served, dirs: string[]): void {
+  for (const d of dirs) for (const name of fs.readdirSync(s.m(d))) fs.lstatSync(s.m(path.join(d, name)))
+}
+
+t.test('through a mount', async (t) => {
+  const FILES = 10
+  const DIRS = 3 * PROBE_EVERY
+
+  t.test('auto', async (t) => {
+    const s = await serve(t, { readdirplus: 'auto', entryTimeout: 60, attrTimeout: 60 })
+    const walked = mkTree(s, 'find', DIRS, FILES)
+    t.equal(find(s, walked), DIRS * FILES, 'a find sees every file')
+    t.equal(await lookups(s, () => { lsl(s, walked.slice(-1)) }), FILES + 1,
+      'its last listing went without attributes: stat of each entry asks')
+    const statted = mkTree(s, 'ls', DIRS, FILES)
+    const n = await lookups(s, () => { lsl(s, statted) })
+    // The walk looks up each directory it lists, and the entries of the listings that went without.
+    t.ok(n > DIRS && n <= DIRS + (FILES + 1) * (1 + Math.ceil(DIRS / PROBE_EVERY)),
+      `an ls -l walk turns attributes on: ${n} lookups for ${DIRS} dirs of ${FILES + 1} entries`)
+    t.equal(await lookups(s, () => { lsl(s, statted) }), 0, 'and everything it stat\'ed is cached')
+  })
+
+  for (const mode of ['always', 'never'] as const) {
+    t.test(mode, async (t) => {
+      const s = await serve(t, { readdirplus: mode, entryTimeout: 60, attrTimeout: 60 })
+      const dirs = mkTree(s, 'd', PROBE_EVERY + 1, FILES)
+      find(s, dirs)
+      const n = await lookups(s, () => { lsl(s, dirs) })
+      t.equal(n, mode === 'always' ? 0 : dirs.length * (FILES + 1),
+        mode === 'always' ? 'every entry came with its attributes' : 'every entry is looked up')
+      const kinds = (await s.stats()).fuse.requestsByKind ?? {}
+      if (mode === 'never') t.notOk(kinds.READDIRPLUS, 'no READDIRPLUS was sent')
+      else t.ok((kinds.READDIRPLUS ?? 0) > 0, 'READDIRPLUS was sent')
+    })
+  }
+})
