@@ -316,7 +316,8 @@ t.test('passthrough off: with the option off, and with the writeback cache', asy
       const st = await s.stats()
       t.equal(st.fuse.passthrough, false, 'INIT did not agree on passthrough')
       fs.writeFileSync(s.m('f'), pattern(MiB, 3))
-      const fd = fs.openSync(s.m('f'), 'r')
+      fs.writeFileSync(s.r('g'), pattern(MiB, 4)) // not in the kernel's page cache
+      const fd = fs.openSync(s.m('g'), 'r')
       try {
         pread(fd, 16, 0)
       } finally {
@@ -329,6 +330,48 @@ t.test('passthrough off: with the option off, and with the writeback cache', asy
       await unmountServed(t, s)
     })
   }
+})
+
+t.test('daemon-served opens keep the page cache, but not across a passthrough writer', async (t) => {
+  // Read-only handles are daemon-served here, as a union's lower-branch readers.
+  const s = await serve(t, { readersServed: true }, true)
+  fs.statSync(s.mnt)
+  const a = pattern(MiB, 5)
+  const b = pattern(MiB, 6)
+  fs.writeFileSync(s.r('f'), a)
+  const reads = async (): Promise<number> => (await s.stats()).io.reads
+  const r0 = await reads()
+  t.ok(fs.readFileSync(s.m('f')).equals(a), 'first read')
+  const r1 = await reads()
+  t.ok(r1 > r0, 'through the daemon')
+  t.ok(fs.readFileSync(s.m('f')).equals(a), 'second read')
+  t.equal(await reads(), r1, 'from the page cache: no READ')
+
+  const fd = fs.openSync(s.m('f'), 'r+')
+  try {
+    fs.writeSync(fd, b, 0, b.length, 0)
+  } finally {
+    fs.closeSync(fd)
+  }
+  t.ok((await s.stats()).fuse.passthroughOpens as number > 0, 'the writer was passed through')
+  t.ok(fs.readFileSync(s.m('f')).equals(b), 'the next reader sees what the passthrough writer wrote')
+  const r2 = await reads()
+  t.ok(r2 > r1, 'the stale pages were dropped: read through the daemon')
+  t.ok(fs.readFileSync(s.m('f')).equals(b))
+  t.equal(await reads(), r2, 'and cached again')
+  await unmountServed(t, s)
+})
+
+t.test('cache=off (zero timeouts): every open drops the page cache', async (t) => {
+  const s = await serve(t, { passthrough: false, entryTimeout: 0, attrTimeout: 0, negativeTimeout: 0 }, true)
+  fs.statSync(s.mnt)
+  fs.writeFileSync(s.r('f'), pattern(MiB, 7))
+  fs.readFileSync(s.m('f'))
+  const r1 = (await s.stats()).io.reads
+  fs.writeFileSync(s.r('f'), pattern(MiB, 8)) // behind the mount's back
+  t.ok(fs.readFileSync(s.m('f')).equals(pattern(MiB, 8)), 'a change behind the mount shows at the next open')
+  t.ok((await s.stats()).io.reads > r1, 'read through the daemon again')
+  await unmountServed(t, s)
 })
 
 t.test('INTERRUPT is answered ENOSYS once, then never sent again', async (t) => {

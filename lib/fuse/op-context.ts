@@ -73,6 +73,11 @@ export function op<A, R> (spec: OpSpec<A, R>): OpSpec<unknown, unknown> {
 
 export const noArgs = (): undefined => undefined
 
+/** May the kernel keep what it caches (names, listings, file pages)? Not with cache=off's zero timeouts. */
+export function kernelKeeps (ctx: OpContext): boolean {
+  return ctx.entryValid.sec > 0 || ctx.entryValid.nsec > 0
+}
+
 /** The common result of ops that answer with a fuse_entry_out. */
 export interface EntryResult {
   node: FuseNode

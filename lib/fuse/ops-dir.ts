@@ -20,7 +20,7 @@ import { direntPlusSize, direntSize, direntType, timeout, type Decoder } from '.
 import { snapshot } from './dirs'
 import { joinPath, parentPath } from './nodes'
 import { attrOfNode } from './ops-node'
-import { entryFor, noArgs, op, type EntryResult, type OpContext } from './op-context'
+import { entryFor, kernelKeeps, noArgs, op, type EntryResult, type OpContext } from './op-context'
 import { Fopen } from './protocol'
 
 const NO_TIME = timeout(0)
@@ -64,8 +64,7 @@ export const opendirOp = op<undefined, number>({
   run: async (ctx, h) => ctx.dirs.open(await takeSnapshot(ctx, h.nodeid)),
   encode: (e, fh, ctx) => {
     e.u64(fh)
-    const v = ctx.entryValid
-    e.u32(v.sec > 0 || v.nsec > 0 ? Fopen.CACHE_DIR | Fopen.KEEP_CACHE : 0)
+    e.u32(kernelKeeps(ctx) ? Fopen.CACHE_DIR | Fopen.KEEP_CACHE : 0)
     e.u32(0)
   },
   sent: (ctx, fh, ok) => { if (!ok) ctx.dirs.release(fh) }

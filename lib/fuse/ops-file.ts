@@ -11,6 +11,18 @@
  * from the branch file itself (FOPEN_PASSTHROUGH and a backing id; no READ
  * or WRITE reaches us for it), or through us and its page cache.
  *
+ * A daemon-served open keeps the pages the kernel cached of the file at
+ * earlier opens (FOPEN_KEEP_CACHE): a file read again is served from
+ * memory, as on a local filesystem. The pages stay exact because the only
+ * writes the kernel does not see itself are a passthrough handle's, on the
+ * branch file directly, and a passthrough open (never KEEP_CACHE) makes
+ * the kernel drop the inode's pages, while no daemon-served handle of the
+ * inode can be open beside it (passthrough.ts). Daemon-served writes,
+ * truncation (SETATTR, O_TRUNC) and hole punching go through the kernel,
+ * which updates or drops its pages itself; a copy-up leaves the bytes as
+ * they were. With cache=off (branches changed behind the mount) nothing
+ * is kept: each open drops the pages.
+ *
  * Every open reply also carries FOPEN_NOFLUSH: close(2) sends no FLUSH.
  * There is nothing to flush (a WRITE is on the branch file before its
  * reply; POSIX locks are the kernel's own, not negotiated), and a FLUSH is
@@ -36,8 +48,8 @@
 import { constants } from 'node:fs'
 import type { Encoder } from './codec'
 import type { FuseNode } from './nodes'
-import { callerOf, encodeEntry, entryFor, op, type EntryResult, type OpContext } from './op-context'
-import type { OpenIo } from './passthrough'
+import { callerOf, encodeEntry, entryFor, kernelKeeps, op, type EntryResult, type OpContext } from './op-context'
+import { CACHED_IO, type OpenIo } from './passthrough'
 import { Fopen, FUSE_FSYNC_FDATASYNC, OutHeader } from './protocol'
 
 const { O_WRONLY, O_RDWR, O_APPEND, O_DIRECT } = constants
@@ -51,11 +63,14 @@ function openFlags (ctx: OpContext, flags: number): number {
   return flags & ~O_APPEND
 }
 
+const KEEP_CACHE_IO: OpenIo = { openFlags: Fopen.KEEP_CACHE, backingId: 0 }
+
 /** Remember the handle and decide its I/O mode (the last step before the reply). */
 function track (ctx: OpContext, node: FuseNode, fh: number): OpenIo {
   ctx.fhNodes.set(fh, node)
   ctx.nodes.trackOpen(node, fh)
-  return ctx.passthrough.opened(node, fh)
+  const io = ctx.passthrough.opened(node, fh)
+  return io === CACHED_IO && kernelKeeps(ctx) ? KEEP_CACHE_IO : io
 }
 
 function untrack (ctx: OpContext, fh: number): void {
@@ -66,7 +81,7 @@ function untrack (ctx: OpContext, fh: number): void {
 
 interface Opened { fh: number, io: OpenIo }
 
-/** fuse_open_out. Without passthrough: page cache on, dropped at each open (no KEEP_CACHE). */
+/** fuse_open_out. */
 function encodeOpen (e: Encoder, r: Opened): void {
   e.u64(r.fh)
   e.u32(r.io.openFlags | Fopen.NOFLUSH)
