@@ -83,6 +83,7 @@ t.test('mount options are checked before anything is opened', async (t) => {
     await t.rejects(mountFuse(none, dir, { spin }), { name: 'TypeError', message: /^spin must be whole microseconds/ }, `spin ${spin}`)
   }
   await t.rejects(mountFuse(none, dir, { attrTimeout: -1 }), { name: 'TypeError', message: /^attrTimeout must be/ })
+  await t.rejects(mountFuse(none, dir, { readdirplus: 'sometimes' as 'auto' }), { name: 'TypeError', message: /^readdirplus must be one of auto, always, never/ })
   t.notOk(isMounted(dir), 'nothing mounted')
 })
 
