@@ -40,7 +40,7 @@ import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import type { UnionConfig, WhiteoutDialect } from './union/config'
-import { READDIRPLUS_MODES, type ReaddirPlusMode } from './fuse/listing-attrs'
+import { isReaddirPlusMode, type ReaddirPlusMode } from './fuse/listing-attrs'
 import { defaultSpinUs, MAX_SPIN_US, type FuseMountOptions } from './fuse/types'
 import { userWhiteoutDevices } from './union/whiteouts'
 
@@ -447,9 +447,8 @@ function spinUs (v: number | undefined): number | undefined {
 }
 
 function readdirPlusMode (v: string | undefined): ReaddirPlusMode {
-  const mode = READDIRPLUS_MODES.find((m) => m === v)
-  if (mode === undefined) throw new OptionsError(`readdirplus=${String(v)}: expected auto, always or never`)
-  return mode
+  if (!isReaddirPlusMode(v)) throw new OptionsError(`readdirplus=${String(v)}: expected auto, always or never`)
+  return v
 }
 
 /** Validate the library's (or the parsed command line's) form of a mount. */

@@ -36,6 +36,10 @@ export type ReaddirPlusMode = 'auto' | 'always' | 'never'
 
 export const READDIRPLUS_MODES: readonly ReaddirPlusMode[] = ['auto', 'always', 'never']
 
+export function isReaddirPlusMode (v: unknown): v is ReaddirPlusMode {
+  return READDIRPLUS_MODES.includes(v as ReaddirPlusMode)
+}
+
 /** While listings get attributes, every this many-th is a probe answered with names. */
 export const PROBE_EVERY = 8
 
@@ -43,8 +47,8 @@ const MIN_NAMES = 2
 
 interface Watch {
   readonly dir: number
+  /** Listed non-directory names not looked up yet. */
   readonly names: Set<string>
-  listed: number
   hits: number
 }
 
@@ -64,11 +68,11 @@ export class ListingAttrs {
   choose (dir: number): boolean {
     if (this.mode !== 'auto') return true
     const w = this.watch
-    if (w !== undefined && w.listed >= MIN_NAMES && !statted(w)) this.attrs = false
+    if (w !== undefined && listed(w) >= MIN_NAMES && !statted(w)) this.attrs = false
     this.watch = undefined
     if (this.attrs && ++this.sinceProbe < PROBE_EVERY) return true
     this.sinceProbe = 0
-    this.watch = { dir, names: new Set(), listed: 0, hits: 0 }
+    this.watch = { dir, names: new Set(), hits: 0 }
     return false
   }
 
@@ -76,11 +80,7 @@ export class ListingAttrs {
   listed (dir: number, names: Iterable<string>): void {
     const w = this.watch
     if (w === undefined || w.dir !== dir) return
-    for (const name of names) {
-      if (w.names.has(name)) continue
-      w.names.add(name)
-      w.listed++
-    }
+    for (const name of names) w.names.add(name)
   }
 
   /** The kernel looked up `name` in directory `dir`. */
@@ -88,7 +88,7 @@ export class ListingAttrs {
     const w = this.watch
     if (w === undefined || w.dir !== dir || !w.names.delete(name)) return
     w.hits++
-    if (w.listed >= MIN_NAMES && statted(w)) {
+    if (listed(w) >= MIN_NAMES && statted(w)) {
       this.attrs = true
       this.sinceProbe = 0
       this.watch = undefined
@@ -96,6 +96,10 @@ export class ListingAttrs {
   }
 }
 
+function listed (w: Watch): number {
+  return w.names.size + w.hits
+}
+
 function statted (w: Watch): boolean {
-  return w.hits >= MIN_NAMES && w.hits * 4 >= w.listed
+  return w.hits >= MIN_NAMES && w.hits * 4 >= listed(w)
 }

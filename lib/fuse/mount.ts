@@ -33,7 +33,7 @@ import * as path from 'node:path'
 import { settles } from '../settles'
 import type { UnionFsApi } from '../union/types'
 import { fuserUnmount, fusermountFd } from './fusermount'
-import { READDIRPLUS_MODES, type ReaddirPlusMode } from './listing-attrs'
+import { isReaddirPlusMode, READDIRPLUS_MODES, type ReaddirPlusMode } from './listing-attrs'
 import { debugFromEnv } from './log'
 import { mountFd, unmountPath } from './mount-cmd'
 import type { BackingIoctls } from './passthrough'
@@ -98,7 +98,7 @@ function spinUs (v: number | undefined): number {
 
 function readdirPlus (v: ReaddirPlusMode | undefined): ReaddirPlusMode {
   if (v === undefined) return 'auto'
-  if (!READDIRPLUS_MODES.includes(v)) throw new TypeError(`readdirplus must be one of ${READDIRPLUS_MODES.join(', ')}, got ${String(v)}`)
+  if (!isReaddirPlusMode(v)) throw new TypeError(`readdirplus must be one of ${READDIRPLUS_MODES.join(', ')}, got ${String(v)}`)
   return v
 }
 

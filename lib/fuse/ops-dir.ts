@@ -17,7 +17,7 @@ import { constants } from 'node:fs'
 import { fsError } from '../errors'
 import type { DirEntry } from '../union/types'
 import { direntPlusSize, direntSize, direntType, timeout, type Decoder } from './codec'
-import { snapshot } from './dirs'
+import { snapshot, type DirHandle } from './dirs'
 import { joinPath, parentPath } from './nodes'
 import { attrOfNode } from './ops-node'
 import { entryFor, kernelKeeps, noArgs, op, type EntryResult, type OpContext } from './op-context'
@@ -79,6 +79,7 @@ function decodeReaddir (d: Decoder): ReaddirIn {
 }
 
 interface Page {
+  handle: DirHandle
   entries: DirEntry[]
   start: number
   end: number
@@ -102,7 +103,7 @@ async function page (ctx: OpContext, nodeid: number, a: ReaddirIn, sizeOf: (name
     end++
   }
   if (end > a.offset) d.consumed = true
-  return { entries: d.entries, start: Math.min(a.offset, end), end }
+  return { handle: d, entries: d.entries, start: Math.min(a.offset, end), end }
 }
 
 export const readdirOp = op<ReaddirIn, Page>({
@@ -132,9 +133,8 @@ export const readdirplusOp = op<ReaddirIn, PlusPage>({
   decode: decodeReaddir,
   run: async (ctx, h, a) => {
     const p = await page(ctx, h.nodeid, a, direntPlusSize)
-    const d = ctx.dirs.get(a.fh)!
-    d.attrs ??= ctx.listingAttrs.choose(h.nodeid)
-    if (!d.attrs) {
+    p.handle.attrs ??= ctx.listingAttrs.choose(h.nodeid)
+    if (!p.handle.attrs) {
       ctx.listingAttrs.listed(h.nodeid, nonDirNames(p))
       return { ...p, found: [] }
     }

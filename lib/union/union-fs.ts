@@ -158,7 +158,9 @@ export class UnionFs implements UnionFsApi {
 
   async getxattr (p: string, name: string): Promise<Buffer> {
     const e = this.resolver.get(p, 'getxattr')
-    const v = isPrivateXattr(name) || !this.xattrNames.mayHave(e, name) ? undefined : this.layers[e.top.layer].getxattr(e.top.rel, name)
+    const v = isPrivateXattr(name) || !this.xattrNames.mayHave(e, name)
+      ? undefined
+      : this.layers[e.top.layer].getxattr(e.top.rel, name)
     if (v === undefined) throw fsError('ENODATA', 'getxattr', p)
     return v
   }
@@ -364,8 +366,8 @@ export class UnionFs implements UnionFsApi {
 
   private copiedUp (entry: Entry, event: CopyUpEvent): void {
     this.counters.copyUps++
-    this.xattrNames.changed()
     this.counters.bytesCopied += event.bytes
+    this.xattrNames.changed()
     if (!entry.isDir) this.handles.repoint(entry.ino, () => this.upper!.open(entry.path, O_RDONLY))
     for (const w of this.watchers) w({ kind: 'copy-up', path: entry.path })
     this.emit({ kind: 'copy-up', path: event.path, fromLayer: event.fromLayer, toLayer: 0, bytes: event.bytes, ms: event.ms })
