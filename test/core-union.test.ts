@@ -4,6 +4,9 @@ import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import { UnionFs } from '../lib/union/union-fs'
+import { Resolver, type Entry } from '../lib/union/resolve'
+import { readonlyBranch, type ReadonlyBranch } from '../lib/branch/branch'
+import { DentryCache } from '../lib/cache/dentry-cache'
 import type { WhiteoutDialect } from '../lib/union/config'
 import * as native from '../lib/native'
 
@@ -331,6 +334,34 @@ t.test('the dentry cache stays exact under mutations', async t => {
   await u.rename('/d', '/e', 0)
   await t.rejects(u.getattr('/d/new'), { code: 'ENOENT' })
   t.ok(await u.getattr('/e/new'))
+})
+
+t.test('the bottom branch\'s opaque and redirect marks are not read: nothing lies below them', async t => {
+  // A directory in both branches, one only in the bottom one, each marked
+  // opaque in the bottom branch: the marks change nothing, and a lookup
+  // reads the marks (the AUFS marker's lstat, the xattr list) of the upper
+  // branch's directories alone.
+  const root = scratch(t)
+  const top = path.join(root, 'top')
+  const bottom = path.join(root, 'bottom')
+  for (const d of ['both', 'low']) {
+    fs.mkdirSync(path.join(bottom, d, 'in'), { recursive: true })
+    fs.writeFileSync(path.join(bottom, d, '.wh..wh..opq'), '')
+  }
+  fs.mkdirSync(path.join(top, 'both'), { recursive: true })
+  const read: string[] = []
+  const counting = (b: ReadonlyBranch, name: string): ReadonlyBranch => Object.assign(Object.create(b) as ReadonlyBranch, {
+    lstat: (rel: string) => { if (rel.endsWith('/.wh..wh..opq')) read.push(`${name} ${rel}`); return b.lstat(rel) },
+    listxattr: (rel: string) => { read.push(`${name} xattrs ${rel}`); return b.listxattr(rel) }
+  })
+  const layers = [counting(readonlyBranch(top, 0), 'top'), counting(readonlyBranch(bottom, 1), 'bottom')]
+  const r = new Resolver(layers, new DentryCache<Entry>(100), 'trusted', false)
+  r.lookup('/')
+  read.length = 0
+  t.strictSame(r.lookup('/both')?.dirs.map(d => d.layer), [0, 1], 'both: merged from the two branches')
+  t.strictSame(r.lookup('/low')?.dirs.map(d => d.layer), [1], 'low: the bottom branch alone')
+  t.ok(r.lookup('/both/in')?.isDir === true && r.lookup('/low/in')?.isDir === true, 'what the bottom directories hold shows')
+  t.strictSame(read.sort(), ['top /both/.wh..wh..opq', 'top xattrs /both'], 'only the top branch\'s marks were read')
 })
 
 t.test('lower indexes answer exactly what direct probing answers (random deep stacks)', async t => {

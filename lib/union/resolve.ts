@@ -137,6 +137,10 @@ export class Resolver {
         if (first === undefined) continue
       }
       found.push({ layer, rel })
+      // Opacity and redirects say what to do with the branches below: the
+      // bottom branch's marks change nothing, and reading them would cost
+      // two system calls per directory of a one-layer union.
+      if (layer === this.layers.length - 1) break
       const marks = dirMarks(this.layers[layer], rel, this.ns)
       if (marks.opaque) break
       if (marks.redirect !== undefined) {
