@@ -60,6 +60,8 @@ export interface Results {
     workloads: Record<string, string>
     timeoutSeconds: number
     warmReps: number
+    /** Cold runs per sample, each on a fresh mount (absent in results from before the option: 1). */
+    coldReps?: number
     notes: string[]
   }
   samples: Sample[]
@@ -210,7 +212,7 @@ export function reportText (res: Results): string {
   const parts: string[] = []
   const took = m.finished !== undefined ? `; took ${Math.round((Date.parse(m.finished) - Date.parse(m.started)) / 1000)} s` : ''
   parts.push(`unionfs-ts bench, ${m.mode} mode: ${p.files ?? '?'} files in ${p.dirs ?? '?'} dirs, big file ${(p.bigBytes ?? 0) / 2 ** 20} MiB; ` +
-    `warm = median of up to ${m.warmReps}; limit ${m.timeoutSeconds} s a run; ${m.started}${took}`)
+    `${(m.coldReps ?? 1) > 1 ? `cold = median of ${m.coldReps ?? 1} mounts; ` : ''}warm = median of up to ${m.warmReps}; limit ${m.timeoutSeconds} s a run; ${m.started}${took}`)
   for (const [n, v] of Object.entries(m.systems)) parts.push(`  ${n}: ${v}`)
   for (const [n, v] of Object.entries(m.skipped)) parts.push(`  ${n}: skipped, ${v}`)
   for (const d of m.depths) parts.push('', depthTable(res, d))

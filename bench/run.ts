@@ -4,7 +4,9 @@
  *
  * The loop: for each depth, for each read workload, for each system, a
  * mount of its own (so "cold" is cold for the daemon's own caches too):
- * drop the page cache, run once cold, then warm up to --reps times. Then
+ * drop the page cache, run once cold, then warm up to --reps times
+ * (--cold-reps N: N such mounts, the systems in turn each round, and the
+ * cold run's median over them; warm runs on the first only). Then
  * each system mounts a fresh writable branch and the writes run in order,
  * each on every system in turn. Every mount is unmounted in a `finally`,
  * whatever the workload did. The JSON is rewritten after every workload,
@@ -45,6 +47,7 @@ interface Preset {
   depths: number[]
   systems: SystemName[]
   reps: number
+  coldReps: number
   warmBudgetS: number
   timeoutS: number
 }
@@ -55,6 +58,7 @@ const FULL: Preset = {
   depths: [1, 4, 16, 64, 128],
   systems: [...SYSTEM_NAMES],
   reps: 3,
+  coldReps: 1,
   warmBudgetS: 6,
   timeoutS: 15
 }
@@ -65,6 +69,7 @@ const QUICK: Preset = {
   depths: [1, 16],
   systems: SYSTEM_NAMES.filter(s => s !== 'unionfs-ts-nocache'),
   reps: 2,
+  coldReps: 1,
   warmBudgetS: 3,
   timeoutS: 8
 }
@@ -84,6 +89,9 @@ const USAGE = `usage: npm run bench -- [OPTIONS]     (as root)
                      20000 is issue 3's tree)
   --big-mib N        size of the big file
   --reps N           warm repetitions (the median is reported)
+  --cold-reps N      cold runs, each on a fresh mount (the median is
+                     reported; default 1): a cold run's time swings with
+                     the disk and the scheduler far more than a warm one's
   --timeout S        time limit of one workload run
   --no-install       do not install missing peers with apt-get
   --unionfs-ts BIN   the unionfs-ts command (default bin/unionfs-ts.js of this checkout)
@@ -101,6 +109,8 @@ interface Config {
   workloads: Workload[]
   params: TreeParams
   reps: number
+  /** Cold runs per system and workload, each on a mount of its own. */
+  coldReps: number
   /** Warm repetitions stop once they have taken this long together. */
   warmBudgetS: number
   timeoutS: number
@@ -128,6 +138,7 @@ function parseConfig (argv: string[]): Config | undefined {
       files: { type: 'string' },
       'big-mib': { type: 'string' },
       reps: { type: 'string' },
+      'cold-reps': { type: 'string' },
       timeout: { type: 'string' },
       'no-install': { type: 'boolean' },
       'unionfs-ts': { type: 'string' },
@@ -165,6 +176,7 @@ function parseConfig (argv: string[]): Config | undefined {
     workloads: WORKLOADS.filter(w => wl.includes(w.id)),
     params: scaledTree(Math.round(files), Math.round(bigMiB)),
     reps: Math.round(num(v.reps, preset.reps, 'reps')),
+    coldReps: Math.round(num(v['cold-reps'], preset.coldReps, 'cold-reps')),
     warmBudgetS: preset.warmBudgetS,
     timeoutS: num(v.timeout, preset.timeoutS, 'timeout'),
     install: v['no-install'] !== true,
@@ -224,9 +236,17 @@ function cpuPressure (): number | undefined {
   }
 }
 
+/** The cold runs so far of one system, depth and workload. */
+interface ColdRuns { runs: Measure[], cpu: number[] }
+
+function coldKey (sys: System, layers: BuiltLayers, w: Workload): string {
+  return `${sys.name} ${layers.depth} ${w.id}`
+}
+
 class Bench {
   readonly res: Results
   private readonly systems: Map<SystemName, System>
+  private readonly coldRuns = new Map<string, ColdRuns>()
 
   constructor (readonly cfg: Config, argv: string[]) {
     this.systems = makeSystems(path.join(cfg.dir, 'tools'), cfg.bin)
@@ -243,6 +263,7 @@ class Bench {
         workloads: Object.fromEntries(cfg.workloads.map(w => [w.id, w.title])),
         timeoutSeconds: cfg.timeoutS,
         warmReps: cfg.reps,
+        coldReps: cfg.coldReps,
         notes: []
       },
       samples: [],
@@ -408,6 +429,7 @@ class Bench {
       const cpuCold: number[] = []
       const cold = await this.timedRun(w, ctx, m.pid, cpuCold)
       const sc = this.sample(sys, layers.depth, w, 'cold', ctx, [cold], cpuCold)
+      this.coldRuns.set(coldKey(sys, layers, w), { runs: [cold], cpu: cpuCold })
       const warm: Measure[] = []
       const cpuWarm: number[] = []
       if (cold.error === undefined && !interrupted) {
@@ -430,6 +452,33 @@ class Bench {
         this.record(sw)
       }
       log(`${sys.name} d${layers.depth} ${w.id}: cold ${show(sc)}, warm ${show(sw)}`)
+    } finally {
+      await this.unmount(m, rec)
+    }
+  }
+
+  /**
+   * One more cold run of a read workload, on a fresh mount: its time joins
+   * the cold sample, whose median it may move. Not after a cold run that
+   * failed or went over the limit.
+   */
+  private async coldAgain (sys: System, view: BuiltView, layers: BuiltLayers, w: Workload): Promise<void> {
+    const prior = this.coldRuns.get(coldKey(sys, layers, w))
+    if (prior === undefined || prior.runs.some(m => m.error !== undefined || m.timedOut === true)) return
+    let mounted: { m: Mounted, rec: MountRecord }
+    try {
+      mounted = await this.mount(sys, layers, view, w.id, false)
+    } catch (err) {
+      log(`${sys.name} d${layers.depth} ${w.id}: mount for another cold run failed: ${(err as Error).message}`)
+      return
+    }
+    const { m, rec } = mounted
+    try {
+      const ctx = this.ctx(sys, m, view, layers)
+      dropCaches()
+      prior.runs.push(await this.timedRun(w, ctx, m.pid, prior.cpu))
+      const sc = this.sample(sys, layers.depth, w, 'cold', ctx, prior.runs, prior.cpu)
+      log(`${sys.name} d${layers.depth} ${w.id}: cold run ${prior.runs.length}, median ${show(sc)}`)
     } finally {
       await this.unmount(m, rec)
     }
@@ -502,9 +551,12 @@ class Bench {
       t = Date.now()
       try {
         for (const w of reads) {
-          for (const sys of ready) {
-            if (interrupted) return
-            await this.readWorkload(sys, view, layers, w)
+          for (let round = 0; round < this.cfg.coldReps; round++) {
+            for (const sys of ready) {
+              if (interrupted) return
+              if (round === 0) await this.readWorkload(sys, view, layers, w)
+              else await this.coldAgain(sys, view, layers, w)
+            }
           }
           this.save(false)
         }
