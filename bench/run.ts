@@ -89,9 +89,10 @@ const USAGE = `usage: npm run bench -- [OPTIONS]     (as root)
                      20000 is issue 3's tree)
   --big-mib N        size of the big file
   --reps N           warm repetitions (the median is reported)
-  --cold-reps N      cold runs, each on a fresh mount (the median is
-                     reported; default 1): a cold run's time swings with
-                     the disk and the scheduler far more than a warm one's
+  --cold-reps N      cold runs of each read workload, each on a fresh
+                     mount (the median is reported; default 1): a cold
+                     run's time swings with the disk and the scheduler far
+                     more than a warm one's (the writes run once)
   --timeout S        time limit of one workload run
   --no-install       do not install missing peers with apt-get
   --unionfs-ts BIN   the unionfs-ts command (default bin/unionfs-ts.js of this checkout)
