@@ -211,8 +211,9 @@ export function reportText (res: Results): string {
   const m = res.meta
   const parts: string[] = []
   const took = m.finished !== undefined ? `; took ${Math.round((Date.parse(m.finished) - Date.parse(m.started)) / 1000)} s` : ''
+  const coldReps = m.coldReps ?? 1
   parts.push(`unionfs-ts bench, ${m.mode} mode: ${p.files ?? '?'} files in ${p.dirs ?? '?'} dirs, big file ${(p.bigBytes ?? 0) / 2 ** 20} MiB; ` +
-    `${(m.coldReps ?? 1) > 1 ? `cold = median of ${m.coldReps ?? 1} mounts; ` : ''}warm = median of up to ${m.warmReps}; limit ${m.timeoutSeconds} s a run; ${m.started}${took}`)
+    `${coldReps > 1 ? `cold = median of ${coldReps} mounts; ` : ''}warm = median of up to ${m.warmReps}; limit ${m.timeoutSeconds} s a run; ${m.started}${took}`)
   for (const [n, v] of Object.entries(m.systems)) parts.push(`  ${n}: ${v}`)
   for (const [n, v] of Object.entries(m.skipped)) parts.push(`  ${n}: skipped, ${v}`)
   for (const d of m.depths) parts.push('', depthTable(res, d))

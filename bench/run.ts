@@ -426,11 +426,10 @@ class Bench {
     const { m, rec } = mounted
     try {
       const ctx = this.ctx(sys, m, view, layers)
-      dropCaches()
-      const cpuCold: number[] = []
-      const cold = await this.timedRun(w, ctx, m.pid, cpuCold)
-      const sc = this.sample(sys, layers.depth, w, 'cold', ctx, [cold], cpuCold)
-      this.coldRuns.set(coldKey(sys, layers, w), { runs: [cold], cpu: cpuCold })
+      const runs: ColdRuns = { runs: [], cpu: [] }
+      this.coldRuns.set(coldKey(sys, layers, w), runs)
+      const sc = await this.coldRun(sys, layers, w, ctx, m, runs)
+      const cold = runs.runs[0]
       const warm: Measure[] = []
       const cpuWarm: number[] = []
       if (cold.error === undefined && !interrupted) {
@@ -475,14 +474,18 @@ class Bench {
     }
     const { m, rec } = mounted
     try {
-      const ctx = this.ctx(sys, m, view, layers)
-      dropCaches()
-      prior.runs.push(await this.timedRun(w, ctx, m.pid, prior.cpu))
-      const sc = this.sample(sys, layers.depth, w, 'cold', ctx, prior.runs, prior.cpu)
+      const sc = await this.coldRun(sys, layers, w, this.ctx(sys, m, view, layers), m, prior)
       log(`${sys.name} d${layers.depth} ${w.id}: cold run ${prior.runs.length}, median ${show(sc)}`)
     } finally {
       await this.unmount(m, rec)
     }
+  }
+
+  /** Drop the page cache, run `w` cold on mount `m`, and make the cold sample of all of `runs`. */
+  private async coldRun (sys: System, layers: BuiltLayers, w: Workload, ctx: WorkloadCtx, m: Mounted, runs: ColdRuns): Promise<Sample> {
+    dropCaches()
+    runs.runs.push(await this.timedRun(w, ctx, m.pid, runs.cpu))
+    return this.sample(sys, layers.depth, w, 'cold', ctx, runs.runs, runs.cpu)
   }
 
   /**
