@@ -6,7 +6,8 @@
  * 2. The transport over a PassthroughFs (test/fixtures/fuse-serve.ts, served
  *    by a forked child: the serving process never touches its mount):
  *    reads and writes that never reach the daemon, one backing per inode,
- *    mmap, the writeback cache turning passthrough off, INTERRUPT.
+ *    mmap, the writeback cache turning passthrough off, INTERRUPT, no
+ *    security.capability question before each write.
  * 3. The real union through its CLI (`node bin/unionfs-ts.js mount`, built
  *    with `npx tsc -p tsconfig.json`): a read-only descriptor opened before a
  *    copy-up sees what another descriptor wrote after it; which files the
@@ -330,6 +331,21 @@ t.test('passthrough off: with the option off, and with the writeback cache', asy
       await unmountServed(t, s)
     })
   }
+})
+
+t.test('writes ask for security.capability once, not once each (HANDLE_KILLPRIV_V2)', async (t) => {
+  const s = await serve(t, { debug: true }, true)
+  fs.statSync(s.mnt)
+  const fd = fs.openSync(s.m('w'), 'w')
+  try {
+    for (let i = 0; i < 16; i++) fs.writeSync(fd, pattern(64 * 1024, i))
+  } finally {
+    fs.closeSync(fd)
+  }
+  t.equal(fs.statSync(s.r('w')).size, 16 * 64 * 1024, 'the writes reached the branch file')
+  const asks = s.log().split('\n').filter((l) => / <- \d+ GETXATTR .*security\.capability/.test(l))
+  t.ok(asks.length <= 1, `security.capability asked ${asks.length} times for 16 writes`)
+  await unmountServed(t, s)
 })
 
 t.test('daemon-served opens keep the page cache, but not across a passthrough writer', async (t) => {

@@ -38,7 +38,14 @@ t.test('the suite on two plain directories gives one transcript', async t => {
     'long-names: create 256-byte name -> ENAMETOOLONG',
     'long-names: create 255-byte name -> ok',
     'many-files: readdir has all 2000 -> ok true',
-    'sparse: sparse: st_blocks well under size -> true'
+    'sparse: sparse: st_blocks well under size -> true',
+    'kill-privs: mode of suid -> ok "777"',
+    'kill-privs: mode of sgid -> ok "767"',
+    'kill-privs: mode of sgid-in-group -> ok "2767"',
+    'kill-privs: mode of root-writes -> ok "6777"',
+    'kill-privs: mode of truncated -> ok "777"',
+    'kill-privs: mode of opened -> ok "777"',
+    'kill-privs: mode of again -> ok "777"'
   ]
   for (const l of expect) t.ok(a.includes(l), l)
 })

@@ -27,6 +27,8 @@ export interface Connection {
   flags: number
   writeback: boolean
   setxattrExt: boolean
+  /** HANDLE_KILLPRIV_V2 agreed: clearing suid/sgid on write, truncate and chown is ours (killpriv.ts). */
+  killPriv: boolean
   /** FUSE_PASSTHROUGH agreed: open replies may name backing files. */
   passthrough: boolean
 }
@@ -51,6 +53,12 @@ export interface OpContext {
   readonly passthrough: Passthrough
   /** Attributes in READDIRPLUS replies, or names alone. */
   readonly listingAttrs: ListingAttrs
+  /**
+   * Nodes whose attributes the kernel must drop, noticed while running a
+   * request (a copy-up, a mode change the reply does not carry): the
+   * session sends the notices before that request's reply.
+   */
+  readonly staleNodes: Set<number>
   conn: Connection
 }
 

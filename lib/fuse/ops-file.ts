@@ -46,11 +46,13 @@
  * O_RDWR without O_APPEND.
  */
 import { constants } from 'node:fs'
-import type { Encoder } from './codec'
+import type { Attr } from '../union/types'
+import type { Encoder, RequestHeader } from './codec'
+import { killSuidSgid } from './killpriv'
 import type { FuseNode } from './nodes'
 import { callerOf, encodeEntry, entryFor, kernelKeeps, op, type EntryResult, type OpContext } from './op-context'
 import { CACHED_IO, type OpenIo } from './passthrough'
-import { Fopen, FUSE_FSYNC_FDATASYNC, OutHeader } from './protocol'
+import { Fopen, FUSE_FSYNC_FDATASYNC, FUSE_OPEN_KILL_SUIDGID, FUSE_WRITE_KILL_SUIDGID, OutHeader } from './protocol'
 
 const { O_WRONLY, O_RDWR, O_APPEND, O_DIRECT } = constants
 /** O_ACCMODE, which node:fs does not export: the access mode is the low two bits. */
@@ -94,30 +96,53 @@ function releaseUnsent (ctx: OpContext, fh: number): void {
   ctx.fs.release(fh).catch((err: unknown) => { ctx.log.error(`release of unsent handle ${fh}`, err) })
 }
 
-export const openOp = op<number, Opened>({
-  decode: (d) => d.u32(), // then open_flags (kill suid/sgid: not negotiated)
-  run: async (ctx, h, flags) => {
+/**
+ * An O_TRUNC open by a caller without CAP_FSETID clears suid/sgid
+ * (killpriv.ts): the attributes after, if it cleared any. On failure the
+ * new handle is given back; the kernel never hears of it.
+ */
+async function killOnOpen (ctx: OpContext, h: RequestHeader, path: string | undefined, fh: number): Promise<Attr | undefined> {
+  try {
+    return await killSuidSgid(ctx, h, path, fh) ? await ctx.fs.fgetattr(fh) : undefined
+  } catch (err) {
+    await ctx.fs.release(fh)
+    throw err
+  }
+}
+
+interface OpenIn { flags: number, openFlags: number }
+
+export const openOp = op<OpenIn, Opened>({
+  decode: (d) => ({ flags: d.u32(), openFlags: d.u32() }),
+  run: async (ctx, h, a) => {
     const node = ctx.nodes.node(h.nodeid)
-    const fh = await ctx.fs.open(ctx.nodes.path(h.nodeid), openFlags(ctx, flags))
+    const fh = await ctx.fs.open(ctx.nodes.path(h.nodeid), openFlags(ctx, a.flags))
+    // No attributes travel in an OPEN reply: the kernel drops the ones it has.
+    if ((a.openFlags & FUSE_OPEN_KILL_SUIDGID) !== 0 && await killOnOpen(ctx, h, node.paths[0], fh) !== undefined) {
+      ctx.staleNodes.add(node.id)
+    }
     return { fh, io: track(ctx, node, fh) }
   },
   encode: encodeOpen,
   sent: (ctx, r, ok) => { if (!ok) releaseUnsent(ctx, r.fh) }
 })
 
-interface CreateIn { flags: number, mode: number, name: string }
+interface CreateIn { flags: number, mode: number, openFlags: number, name: string }
 
 export const createOp = op<CreateIn, EntryResult & Opened>({
   decode: (d) => {
     const flags = d.u32()
     const mode = d.u32()
-    d.skip(8) // umask (already applied), open_flags
-    return { flags, mode, name: d.cstr() }
+    d.skip(4) // umask (already applied)
+    const openFlags = d.u32()
+    return { flags, mode, openFlags, name: d.cstr() }
   },
   run: async (ctx, h, a) => {
     const path = ctx.nodes.childPath(h.nodeid, a.name)
     const { fh, attr } = await ctx.fs.create(path, openFlags(ctx, a.flags), a.mode & 0o7777, callerOf(h))
-    const entry = entryFor(ctx, path, attr)
+    // Something to clear only if the create found the file there already.
+    const killed = (a.openFlags & FUSE_OPEN_KILL_SUIDGID) !== 0 ? await killOnOpen(ctx, h, path, fh) : undefined
+    const entry = entryFor(ctx, path, killed ?? attr)
     return { ...entry, fh, io: track(ctx, entry.node, fh) }
   },
   encode: (e, r, ctx) => {
@@ -154,7 +179,7 @@ export const readOp = op<ReadIn, { buf: Buffer, n: number }>({
   sent: (ctx, r) => { ctx.pool.give(r.buf) }
 })
 
-interface WriteIn { fh: number, offset: number, data: Buffer }
+interface WriteIn { fh: number, offset: number, writeFlags: number, data: Buffer }
 
 export const writeOp = op<WriteIn, number>({
   keepsBuffer: true,
@@ -162,10 +187,18 @@ export const writeOp = op<WriteIn, number>({
     const fh = d.u64()
     const offset = d.u64()
     const size = d.u32()
-    d.skip(4 + 8 + 4 + 4) // write_flags, lock_owner, flags, padding
-    return { fh, offset, data: d.bytes(size) }
+    const writeFlags = d.u32()
+    d.skip(8 + 4 + 4) // lock_owner, flags, padding
+    return { fh, offset, writeFlags, data: d.bytes(size) }
   },
-  run: async (ctx, _h, a) => await ctx.fs.write(a.fh, a.data, a.data.length, a.offset),
+  run: async (ctx, h, a) => {
+    if ((a.writeFlags & FUSE_WRITE_KILL_SUIDGID) !== 0) {
+      // A writer without CAP_FSETID (killpriv.ts); a WRITE reply carries no attributes.
+      const node = ctx.nodes.node(h.nodeid)
+      if (await killSuidSgid(ctx, h, node.paths[0], a.fh)) ctx.staleNodes.add(node.id)
+    }
+    return await ctx.fs.write(a.fh, a.data, a.data.length, a.offset)
+  },
   encode: (e, n) => {
     e.u32(n)
     e.u32(0)

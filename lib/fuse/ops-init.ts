@@ -11,6 +11,9 @@
  *                     (not with readdirplus=never: listing-attrs.ts)
  *   PARALLEL_DIROPS   concurrent LOOKUP/READDIR in one directory
  *   SETXATTR_EXT      the 7.33 setxattr_in (we read its extra flags word)
+ *   HANDLE_KILLPRIV_V2  we clear suid/sgid on write, truncate and chown,
+ *                     so the kernel stops asking for security.capability
+ *                     before each write (killpriv.ts)
  *   INIT_EXT          flags2 is read
  *   WRITEBACK_CACHE   only with the `writeback` option
  *   PASSTHROUGH       (flags2) with the `passthrough` option, unless the
@@ -20,8 +23,8 @@
  *                     overlayfs falls back to the daemon file by file), and
  *                     the mount itself can still be a lower of overlayfs
  * and leave off EXPORT_SUPPORT (no lookups of '.' and '..'), HANDLE_KILLPRIV
- * (the kernel clears suid/sgid itself), DONT_MASK (the kernel applies the
- * umask), POSIX_LOCKS/FLOCK_LOCKS (the kernel keeps locks locally).
+ * (v1: it would ask the same of us without saying who lacks CAP_FSETID),
+ * DONT_MASK (the kernel applies the umask), POSIX_LOCKS/FLOCK_LOCKS (the kernel keeps locks locally).
  */
 import { fsError } from '../errors'
 import type { Encoder } from './codec'
@@ -57,7 +60,7 @@ const MAX_BACKGROUND = 64
 export function wantedInitFlags (writeback: boolean, readdirplus: boolean): number {
   return (Init.ASYNC_READ | Init.BIG_WRITES | Init.MAX_PAGES | Init.ATOMIC_O_TRUNC |
     (readdirplus ? Init.DO_READDIRPLUS | Init.READDIRPLUS_AUTO : 0) | Init.PARALLEL_DIROPS |
-    Init.SETXATTR_EXT | Init.INIT_EXT | (writeback ? Init.WRITEBACK_CACHE : 0)) >>> 0
+    Init.SETXATTR_EXT | Init.HANDLE_KILLPRIV_V2 | Init.INIT_EXT | (writeback ? Init.WRITEBACK_CACHE : 0)) >>> 0
 }
 
 export const initOp = op<InitIn, InitReply>({
@@ -91,6 +94,7 @@ export const initOp = op<InitIn, InitReply>({
       flags,
       writeback,
       setxattrExt: (flags & Init.SETXATTR_EXT) !== 0,
+      killPriv: (flags & Init.HANDLE_KILLPRIV_V2) !== 0,
       passthrough
     }
     ctx.passthrough.start(passthrough)

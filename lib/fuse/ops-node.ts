@@ -8,11 +8,13 @@
  *
  * SETATTR is decomposed in the order that keeps an explicit request intact:
  * chown first (it may clear suid/sgid), then chmod, then the size, then the
- * times (a truncate moves mtime). The reply carries the attributes after.
+ * suid/sgid the kernel leaves to us (killpriv.ts), then the times (a
+ * truncate moves mtime). The reply carries the attributes after.
  */
 import { fsError, isCode } from '../errors'
 import type { Attr, TimeSpec } from '../union/types'
 import { timeout, type Encoder } from './codec'
+import { killSuidSgid, setsNothing } from './killpriv'
 import type { FuseNode } from './nodes'
 import {
   encodeEntry, entryFor, entrySent, noArgs, op, type EntryResult, type OpContext
@@ -154,6 +156,7 @@ export const setattrOp = op<SetattrIn, Attr>({
       if (tfh !== undefined) await fs.ftruncate(tfh, a.size)
       else await fs.truncate(pathFor('truncate'), a.size)
     }
+    if ((v & Fattr.KILL_SUIDGID) !== 0 || (ctx.conn.killPriv && setsNothing(v))) await killSuidSgid(ctx, h, node.paths[0], fh)
     if ((v & (Fattr.ATIME | Fattr.MTIME | Fattr.ATIME_NOW | Fattr.MTIME_NOW)) !== 0) {
       const at: TimeSpec = (v & Fattr.ATIME_NOW) !== 0
         ? 'now'

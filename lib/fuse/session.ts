@@ -144,8 +144,6 @@ export class FuseConnection {
   private readonly ownsFd: boolean
   private readonly readDevice: DeviceRead
   private readonly spinUs: number
-  /** Nodes whose attributes the kernel must drop, after the current reply (see `onUnionChange`). */
-  private readonly staleNodes = new Set<number>()
   private readonly table: OpTable = makeOpTable()
   private readonly dec = new Decoder()
   private readonly enc = new Encoder(BUFFER_SIZE)
@@ -176,7 +174,8 @@ export class FuseConnection {
       fhNodes: new Map(),
       passthrough: new Passthrough(cfg.fd, cfg.fs, cfg.backing, cfg.passthrough, this.log),
       listingAttrs: new ListingAttrs(cfg.readdirPlus ?? 'auto'),
-      conn: { minor: 0, flags: 0, writeback: false, setxattrExt: false, passthrough: false }
+      staleNodes: new Set(),
+      conn: { minor: 0, flags: 0, writeback: false, setxattrExt: false, killPriv: false, passthrough: false }
     }
   }
 
@@ -374,11 +373,11 @@ export class FuseConnection {
         r = await spec.run(this.ctx, h, args)
       } catch (err) {
         const errno = this.errnoFor(err, h)
-        if (this.staleNodes.size > 0) this.sendNotices()
+        if (this.ctx.staleNodes.size > 0) this.sendNotices()
         if (spec.noReply !== true) this.reply(h.unique, errno)
         return
       }
-      if (this.staleNodes.size > 0) this.sendNotices()
+      if (this.ctx.staleNodes.size > 0) this.sendNotices()
       if (spec.noReply === true) return
       let ok: boolean
       try {
@@ -474,7 +473,7 @@ export class FuseConnection {
    */
   private onUnionChange (c: UnionChange): void {
     const id = this.ctx.nodes.nodeIdOf(c.path)
-    if (id !== undefined) this.staleNodes.add(id)
+    if (id !== undefined) this.ctx.staleNodes.add(id)
   }
 
   /**
@@ -487,8 +486,8 @@ export class FuseConnection {
    * hold: a single serving thread must not wait for that, so none is sent.
    */
   private sendNotices (): void {
-    for (const id of this.staleNodes) this.notifyInvalInode(id, -1, 0)
-    this.staleNodes.clear()
+    for (const id of this.ctx.staleNodes) this.notifyInvalInode(id, -1, 0)
+    this.ctx.staleNodes.clear()
   }
 
   /** `owned`: sent for a connection another thread serves (thread.ts), which checked INIT itself. */

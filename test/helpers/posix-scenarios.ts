@@ -4,12 +4,15 @@
  * line may record and why). A scenario only ever uses paths relative to its
  * directory, so it runs the same on a plain directory and through a mount.
  */
+import { spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as sys from './sys'
 import { major, minor } from './tree'
 import type { Rec } from './posix-suite'
 
 const C = fs.constants
+/** The unprivileged writer of the kill-privs scenario. */
+const NOBODY = 65534
 const sleepCell = new Int32Array(new SharedArrayBuffer(4))
 function sleep (ms: number): void { Atomics.wait(sleepCell, 0, 0, ms) }
 
@@ -406,6 +409,57 @@ export const scenarios: Record<string, Scenario> = {
     r.try('fchown 3:4', () => fs.fchownSync(fd, 3, 4))
     r.fstat(fd, 'fstat after fchmod/fchown')
     fs.closeSync(fd)
+  },
+
+  /**
+   * What a write, truncate or O_TRUNC open clears: suid always and sgid
+   * with group-execute or from a writer outside the group, when the writer
+   * lacks CAP_FSETID (the user "nobody" here); root's writes keep both.
+   * Through FUSE passthrough the write itself never reaches the daemon.
+   */
+  'kill-privs' (r) {
+    // The file is opened here, by root, and written by the child on its
+    // stdout (or reopened there through /dev/stdout): no path to it needs
+    // to be searchable by nobody.
+    const nobody = (label: string, name: string, script: string): void => {
+      const fd = fs.openSync(r.p(name), 'a')
+      try {
+        r.do(label, () => spawnSync('/bin/sh', ['-c', script], { cwd: '/', uid: NOBODY, gid: NOBODY, stdio: ['ignore', fd, 'ignore'] }).status)
+      } finally { fs.closeSync(fd) }
+    }
+    const file = (name: string, mode: number, gid = 0): void => {
+      r.write(name, 'x')
+      fs.chownSync(r.p(name), 0, gid)
+      fs.chmodSync(r.p(name), mode)
+    }
+    const mode = (name: string): void => { r.do(`mode of ${name}`, () => (fs.statSync(r.p(name)).mode & 0o7777).toString(8)) }
+    for (const [name, m] of [['suid', 0o4777], ['sgid-gx', 0o2777], ['sgid', 0o2767], ['both', 0o6777]] as const) {
+      file(name, m)
+      nobody(`nobody appends to ${name}`, name, 'echo y')
+      mode(name)
+    }
+    file('sgid-in-group', 0o2767, NOBODY)
+    nobody('nobody appends to sgid-in-group', 'sgid-in-group', 'echo y >> /dev/stdout')
+    mode('sgid-in-group')
+    file('root-writes', 0o6777)
+    r.try('root appends to root-writes', () => { fs.appendFileSync(r.p('root-writes'), 'y') })
+    mode('root-writes')
+    file('truncated', 0o4777)
+    nobody('nobody truncates truncated', 'truncated', 'truncate -s 1 /dev/stdout')
+    mode('truncated')
+    file('opened', 0o4777)
+    nobody('nobody opens opened O_TRUNC', 'opened', ': > /dev/stdout')
+    mode('opened')
+    file('root-opened', 0o4777)
+    r.try('root opens root-opened O_TRUNC', () => { fs.writeFileSync(r.p('root-opened'), '') })
+    mode('root-opened')
+    // A file found to have nothing to clear is cleared again once made suid.
+    file('again', 0o777)
+    nobody('nobody appends to again', 'again', 'echo y')
+    r.try('chmod again 04777', () => fs.chmodSync(r.p('again'), 0o4777))
+    nobody('nobody appends to again once more', 'again', 'echo z >> /dev/stdout')
+    mode('again')
+    r.do('content of again', () => fs.readFileSync(r.p('again'), 'utf8'))
   },
 
   fsync (r) {
