@@ -8,7 +8,8 @@
  * (--cold-reps N: N such mounts, the systems in turn each round, and the
  * cold run's median over them; warm runs on the first only). Then
  * each system mounts a fresh writable branch and the writes run in order,
- * each on every system in turn. Every mount is unmounted in a `finally`,
+ * each on every system in turn (--cold-reps N: N such rounds, each on
+ * fresh branches, and each write's median). Every mount is unmounted in a `finally`,
  * whatever the workload did. The JSON is rewritten after every workload,
  * so an interrupted run keeps what it measured.
  *
@@ -90,9 +91,10 @@ const USAGE = `usage: npm run bench -- [OPTIONS]     (as root)
   --big-mib N        size of the big file
   --reps N           warm repetitions (the median is reported)
   --cold-reps N      cold runs of each read workload, each on a fresh
-                     mount (the median is reported; default 1): a cold
-                     run's time swings with the disk and the scheduler far
-                     more than a warm one's (the writes run once)
+                     mount, and rounds of the writes, each on fresh
+                     writable branches (the median is reported; default
+                     1): a cold run's time swings with the disk and the
+                     scheduler far more than a warm one's
   --timeout S        time limit of one workload run
   --no-install       do not install missing peers with apt-get
   --unionfs-ts BIN   the unionfs-ts command (default bin/unionfs-ts.js of this checkout)
@@ -484,6 +486,7 @@ class Bench {
   /** Drop the page cache, run `w` cold on mount `m`, and make the cold sample of all of `runs`. */
   private async coldRun (sys: System, layers: BuiltLayers, w: Workload, ctx: WorkloadCtx, m: Mounted, runs: ColdRuns): Promise<Sample> {
     dropCaches()
+    await w.prepare?.(ctx)
     runs.runs.push(await this.timedRun(w, ctx, m.pid, runs.cpu))
     return this.sample(sys, layers.depth, w, 'cold', ctx, runs.runs, runs.cpu)
   }
@@ -492,6 +495,8 @@ class Bench {
    * The writes, in order, each system on its own mount over a fresh
    * writable branch. All systems' mounts are up together so that each
    * write runs on every system back to back, under the same conditions.
+   * A later round adds its runs to the first's (not after a run that
+   * failed or went over the limit).
    */
   private async writeWorkloads (systems: System[], view: BuiltView, layers: BuiltLayers, ws: Workload[]): Promise<void> {
     const up: Array<{ sys: System, m: Mounted, rec: MountRecord }> = []
@@ -511,13 +516,12 @@ class Bench {
         for (const { sys, m } of up) {
           if (interrupted) break
           if (this.skipOverLimit(sys, layers.depth, w, ['cold'])) continue
-          const ctx = this.ctx(sys, m, view, layers)
-          dropCaches()
-          await w.prepare?.(ctx)
-          const cpu: number[] = []
-          const x = await this.timedRun(w, ctx, m.pid, cpu)
-          const s = this.sample(sys, layers.depth, w, 'cold', ctx, [x], cpu)
-          log(`${sys.name} d${layers.depth} ${w.id}: ${show(s)}`)
+          const key = coldKey(sys, layers, w)
+          const runs = this.coldRuns.get(key) ?? { runs: [], cpu: [] }
+          if (runs.runs.some(x => x.error !== undefined || x.timedOut === true)) continue
+          this.coldRuns.set(key, runs)
+          const s = await this.coldRun(sys, layers, w, this.ctx(sys, m, view, layers), m, runs)
+          log(`${sys.name} d${layers.depth} ${w.id}: ${runs.runs.length > 1 ? `run ${runs.runs.length}, median ` : ''}${show(s)}`)
         }
       }
     } finally {
@@ -564,7 +568,9 @@ class Bench {
           }
           this.save(false)
         }
-        if (writes.length > 0 && !interrupted) await this.writeWorkloads(ready, view, layers, writes)
+        for (let round = 0; round < this.cfg.coldReps && writes.length > 0 && !interrupted; round++) {
+          await this.writeWorkloads(ready, view, layers, writes)
+        }
       } finally {
         fs.rmSync(path.join(this.cfg.dir, 'runs'), { recursive: true, force: true })
       }
