@@ -72,6 +72,8 @@ OPTIONS (comma-separated):
   spin=US                the serving thread polls for the next request this
                          many microseconds before sleeping (default 100 with
                          two CPUs or more, else 0)
+  readahead=KB           the kernel's read-ahead for files the daemon serves
+                         (default 1024, as root; 0: the kernel's 128)
   readdirplus=auto|always|never
                          attributes with each listed entry: auto (default)
                          sends them while the caller stats what it lists

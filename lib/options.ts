@@ -41,7 +41,7 @@ import * as os from 'node:os'
 import * as path from 'node:path'
 import type { UnionConfig, WhiteoutDialect } from './union/config'
 import { isReaddirPlusMode, type ReaddirPlusMode } from './fuse/listing-attrs'
-import { defaultSpinUs, MAX_SPIN_US, type FuseMountOptions } from './fuse/types'
+import { DEFAULT_READAHEAD_KB, defaultSpinUs, MAX_SPIN_US, type FuseMountOptions } from './fuse/types'
 import { userWhiteoutDevices } from './union/whiteouts'
 
 export type { FuseMountOptions }
@@ -88,6 +88,7 @@ export interface MountSettings {
   writeback?: boolean
   passthrough?: boolean
   spin?: number
+  readahead?: number
   readdirplus?: ReaddirPlusMode
   debug?: boolean
   allowOther?: boolean
@@ -264,6 +265,7 @@ function applyOption (spec: Partial<MountSpec>, item: string): void {
     case 'writeback': spec.writeback = parseBool(key, value); return
     case 'passthrough': spec.passthrough = parseBool(key, value); return
     case 'spin': spec.spin = parseNumber(key, value, true); return
+    case 'readahead': spec.readahead = parseNumber(key, value, true); return
     case 'readdirplus': spec.readdirplus = readdirPlusMode(value); return
     case 'debug': spec.debug = parseBool(key, value); return
     case 'allow_other': spec.allowOther = parseBool(key, value); return
@@ -509,6 +511,7 @@ export function resolveOptions (spec: MountSpec): Options {
     writeback: spec.writeback ?? false,
     passthrough: spec.passthrough ?? true,
     spin: spinUs(spec.spin) ?? defaultSpinUs(),
+    readahead: nonNegative('readahead', spec.readahead, true) ?? DEFAULT_READAHEAD_KB,
     readdirplus: spec.readdirplus === undefined ? 'auto' : readdirPlusMode(spec.readdirplus),
     debug: spec.debug ?? false,
     allowOther: spec.allowOther ?? isRoot(),
@@ -670,6 +673,7 @@ export function toArgs (options: Options): string[] {
     `writeback=${fuse.writeback ? 'on' : 'off'}`,
     `passthrough=${fuse.passthrough ? 'on' : 'off'}`,
     `spin=${fuse.spin}`,
+    `readahead=${fuse.readahead}`,
     `readdirplus=${fuse.readdirplus}`,
     `debug=${fuse.debug ? 'on' : 'off'}`,
     `allow_other=${fuse.allowOther ? 'on' : 'off'}`,

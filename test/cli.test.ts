@@ -283,6 +283,19 @@ t.test('spin: the serving thread polls after each request, then sleeps', { skip:
   }
 })
 
+t.test('readahead: the mount\'s read_ahead_kb, 1024 unless told', { skip: mountSkip }, async t => {
+  for (const [opt, want] of [[undefined, '1024'], ['readahead=4096', '4096'], ['readahead=0', '128']] as const) {
+    const tr = tree(t)
+    guard(t, tr.m)
+    const r = cli('mount', ...(opt === undefined ? [] : ['-o', opt]), `${tr.a}:${tr.b}`, tr.m)
+    t.equal(r.status, 0, `${opt ?? 'default'}: mount exits 0 ${r.stderr}`)
+    const dev = run('mountpoint', ['-d', tr.m]).stdout.trim()
+    t.equal(fs.readFileSync(`/sys/class/bdi/${dev}/read_ahead_kb`, 'utf8').trim(), want, `${opt ?? 'default'}: read_ahead_kb of ${dev}`)
+    t.equal(probe(`cat '${tr.m}/shadowed'`).stdout, 'from a\n', 'served')
+    t.equal(cli('umount', tr.m).status, 0)
+  }
+})
+
 t.test('a mount whose daemon died, held busy by a process inside: unionfs-ts umount detaches it', { skip: mountSkip }, async t => {
   const tr = tree(t)
   let holder: ChildProcess | undefined

@@ -77,7 +77,7 @@ t.test('branch-list syntax', async t => {
   t.equal(o.mountpoint, tr.m)
   t.same(o.fuse, {
     fsname: 'unionfs-ts', entryTimeout: 60, attrTimeout: 60, negativeTimeout: 60,
-    writeback: false, passthrough: true, spin: defaultSpinUs(), readdirplus: 'auto', debug: false, allowOther: isRoot, readOnly: false
+    writeback: false, passthrough: true, spin: defaultSpinUs(), readahead: 1024, readdirplus: 'auto', debug: false, allowOther: isRoot, readOnly: false
   })
   t.equal(o.backend, 'protocol')
   t.equal(o.foreground, false)
@@ -126,7 +126,7 @@ t.test('options: flags, -o forms and values', async t => {
   const o = parseOptions([
     '-f', `-owhiteout=overlay,cache_entries=10`, tr.a + ':' + tr.b, tr.m,
     '-o', 'cache_ttl=500,entry_timeout=0.5,attr_timeout=2,negative_timeout=0',
-    '-o', 'writeback,debug,fsname=myunion,backend=protocol,log=unionfs.log,allow_other,spin=0,readdirplus=never'
+    '-o', 'writeback,debug,fsname=myunion,backend=protocol,log=unionfs.log,allow_other,spin=0,readahead=0,readdirplus=never'
   ])
   t.equal(o.foreground, true, '-f')
   t.equal(o.union.whiteout, 'overlay')
@@ -134,7 +134,7 @@ t.test('options: flags, -o forms and values', async t => {
   t.equal(o.union.cacheTtlMs, 500)
   t.same(o.fuse, {
     fsname: 'myunion', entryTimeout: 0.5, attrTimeout: 2, negativeTimeout: 0,
-    writeback: true, passthrough: true, spin: 0, readdirplus: 'never', debug: true, allowOther: true, readOnly: false
+    writeback: true, passthrough: true, spin: 0, readahead: 0, readdirplus: 'never', debug: true, allowOther: true, readOnly: false
   })
   t.equal(o.log, path.resolve('unionfs.log'), 'log= is made absolute')
   t.notOk(fs.existsSync(path.resolve('unionfs.log')), 'and not created by parsing')
@@ -151,6 +151,7 @@ t.test('options: flags, -o forms and values', async t => {
 
   t.equal(defaultSpinUs(), os.availableParallelism() > 1 ? 100 : 0, 'the spin is on with a CPU to spare')
   t.equal(parseOptions(['-o', 'spin=250', tr.a, tr.m]).fuse.spin, 250)
+  t.equal(parseOptions(['-o', 'readahead=4096', tr.a, tr.m]).fuse.readahead, 4096)
 
   const d = parseOptions(['-d', tr.a, tr.m])
   t.ok(d.fuse.debug && d.foreground, '-d is debug in the foreground')
@@ -320,6 +321,8 @@ t.test('unknown and malformed options', async t => {
   rejects(t, tr, ['-o', 'cache_ttl=soon', br, tr.m], /cache_ttl=soon/)
   rejects(t, tr, ['-o', 'spin=-5', br, tr.m], /spin=-5: expected a whole number/)
   rejects(t, tr, ['-o', 'spin=1000001', br, tr.m], /spin: at most 1000000 microseconds/)
+  rejects(t, tr, ['-o', 'readahead=-1', br, tr.m], /readahead=-1: expected a whole number/)
+  rejects(t, tr, ['-o', 'readahead=1.5', br, tr.m], /readahead=1.5/)
   rejects(t, tr, ['-o', 'readdirplus=sometimes', br, tr.m], /readdirplus=sometimes: expected auto, always or never/)
   rejects(t, tr, ['-o', 'entry_timeout=', br, tr.m], /entry_timeout needs a value/)
   rejects(t, tr, ['-o', 'attr_timeout=-2', br, tr.m], /attr_timeout=-2/)

@@ -39,7 +39,7 @@ import { mountFd, unmountPath } from './mount-cmd'
 import type { BackingIoctls } from './passthrough'
 import type { SessionConfig } from './session'
 import { openConnection, type Connection } from './thread'
-import { defaultSpinUs, MAX_SPIN_US, type FuseMountOptions, type FuseSession } from './types'
+import { DEFAULT_READAHEAD_KB, defaultSpinUs, MAX_SPIN_US, type FuseMountOptions, type FuseSession } from './types'
 
 const FSTYPE = 'fuse.unionfs-ts'
 
@@ -96,6 +96,12 @@ function spinUs (v: number | undefined): number {
   return v
 }
 
+function readaheadKb (v: number | undefined): number {
+  if (v === undefined) return DEFAULT_READAHEAD_KB
+  if (!Number.isSafeInteger(v) || v < 0) throw new TypeError(`readahead must be whole KiB >= 0, got ${String(v)}`)
+  return v
+}
+
 function readdirPlus (v: ReaddirPlusMode | undefined): ReaddirPlusMode {
   if (v === undefined) return 'auto'
   if (!isReaddirPlusMode(v)) throw new TypeError(`readdirplus must be one of ${READDIRPLUS_MODES.join(', ')}, got ${String(v)}`)
@@ -116,6 +122,7 @@ export async function mountFuse (unionFs: UnionFsApi, mountpoint: string, opts: 
     readdirPlus: readdirPlus(opts.readdirplus),
     debug: opts.debug === true || debugFromEnv()
   }
+  const readahead = readaheadKb(opts.readahead)
   const uid = process.getuid?.() ?? 0
   const gid = process.getgid?.() ?? 0
   const mnt = path.resolve(mountpoint)
@@ -156,6 +163,7 @@ export async function mountFuse (unionFs: UnionFsApi, mountpoint: string, opts: 
   }
   conn.setMounted()
   conn.log.info(`mounted ${fsname} on ${mnt} with ${mount2 !== undefined ? 'mount(2)' : 'mount(8)'}`)
+  await setReadahead(conn, mnt, readahead)
 
   return sessionOf(conn, mnt, unmountPath)
 }
@@ -178,6 +186,48 @@ async function mountAsUser (config: Omit<SessionConfig, 'fd' | 'backing'>, mnt: 
   conn.log.info(`mounted ${fsname} on ${mnt} with fusermount3 (uid ${process.getuid?.() ?? '?'}; passthrough off)`)
 
   return sessionOf(conn, mnt, fuserUnmount)
+}
+
+/** How long setReadahead waits for INIT's answer. */
+const INIT_WAIT_MS = 5000
+
+/**
+ * The kernel reads ahead of a sequential reader by the mount's own
+ * read_ahead_kb, 128 KiB on a FUSE mount (INIT's max_readahead can only
+ * lower it), so a daemon-served cold read comes as one 128 KiB READ after
+ * another. Raised through /sys/class/bdi/MAJOR:MINOR/read_ahead_kb, which
+ * only root may write, once INIT is answered (the answer would lower it
+ * again). The mount's device number comes from /proc/self/mountinfo: the
+ * mountpoint itself is not touched. A failure leaves the kernel's value.
+ */
+async function setReadahead (conn: Connection, mnt: string, kb: number): Promise<void> {
+  if (kb === 0) return
+  const until = Date.now() + INIT_WAIT_MS
+  while (!conn.agreed()) {
+    if (Date.now() > until) {
+      conn.log.info(`readahead: INIT not answered in ${INIT_WAIT_MS} ms; left as the kernel set it`)
+      return
+    }
+    await new Promise(resolve => setTimeout(resolve, 2))
+  }
+  try {
+    const dev = mountDevice(mnt)
+    if (dev === undefined) throw new Error(`${mnt} is not in /proc/self/mountinfo`)
+    fs.writeFileSync(`/sys/class/bdi/${dev}/read_ahead_kb`, String(kb))
+  } catch (err) {
+    conn.log.info(`readahead: left as the kernel set it: ${(err as Error).message}`)
+  }
+}
+
+/** MAJOR:MINOR of the newest mount on `mnt`; mountinfo escapes space, tab, newline and backslash in octal. */
+function mountDevice (mnt: string): string | undefined {
+  const escaped = mnt.replace(/[ \t\n\\]/g, (c) => '\\' + c.charCodeAt(0).toString(8).padStart(3, '0'))
+  let dev: string | undefined
+  for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const f = line.split(' ')
+    if (f[4] === escaped) dev = f[2]
+  }
+  return dev
 }
 
 /** The handle of a mounted connection; `unmount` runs `umount` once (again after a failure) and waits for the end. */

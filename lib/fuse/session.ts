@@ -258,6 +258,11 @@ export class FuseConnection {
     this.stop()
   }
 
+  /** INIT's reply is written in the same turn as its minor is set, before any timer can look. */
+  agreed (): boolean {
+    return this.ctx.conn.minor > 0
+  }
+
   stats (): FuseStats {
     const pt = this.ctx.passthrough.stats()
     return {

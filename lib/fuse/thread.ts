@@ -68,6 +68,8 @@ export interface Connection {
   setMounted: () => void
   abandon: () => void
   stats: () => FuseStats
+  /** INIT was answered, and the kernel has taken the answer. */
+  agreed: () => boolean
   notifyInvalEntry: (parentNodeId: number, name: string) => boolean
   notifyInvalInode: (nodeId: number, off: number, len: number) => boolean
 }
@@ -156,6 +158,11 @@ class ThreadConnection implements Connection {
 
   stats (): FuseStats {
     return statsFromCounters(this.shared.counters)
+  }
+
+  /** The worker publishes INIT's minor after writing the reply, whose processing the write(2) did. */
+  agreed (): boolean {
+    return Atomics.load(this.shared.flags, FLAG_MINOR) > 0
   }
 
   notifyInvalEntry (parentNodeId: number, name: string): boolean {

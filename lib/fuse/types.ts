@@ -17,6 +17,9 @@ export function defaultSpinUs (): number {
 /** The longest spin taken (a second): longer only burns a CPU. */
 export const MAX_SPIN_US = 1_000_000
 
+/** FuseMountOptions.readahead's default: the largest READ one request carries (max_pages). */
+export const DEFAULT_READAHEAD_KB = 1024
+
 export interface FuseMountOptions {
   /** The mount's source as /proc/mounts shows it. Default 'unionfs-ts'. */
   fsname?: string
@@ -50,6 +53,14 @@ export interface FuseMountOptions {
    * on a VM costs more than answering a cached lookup. 0: always sleep.
    */
   spin?: number
+  /**
+   * KiB the kernel reads ahead of a sequential reader of a file the daemon
+   * serves (default DEFAULT_READAHEAD_KB): the mount's read_ahead_kb,
+   * which is otherwise 128, so that a cold sequential read asks for 1 MiB
+   * a request instead of 128 KiB. Set as root only (mount.ts); 0 leaves
+   * the kernel's. Passthrough files read ahead on their branch's device.
+   */
+  readahead?: number
   /**
    * Whether READDIRPLUS replies carry the entries' attributes: 'auto'
    * (default) judges by whether the caller stats what it lists, 'always'
