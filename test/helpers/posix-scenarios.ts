@@ -418,46 +418,42 @@ export const scenarios: Record<string, Scenario> = {
    * Through FUSE passthrough the write itself never reaches the daemon.
    */
   'kill-privs' (r) {
-    // The file is opened here, by root, and written by the child on its
-    // stdout (or reopened there through /dev/stdout): no path to it needs
+    // The file is opened here, by root, and the child (`uid`) works on it
+    // through its stdout, or reopens it as /dev/stdout: no path to it needs
     // to be searchable by nobody.
-    const nobody = (label: string, name: string, script: string): void => {
+    const as = (uid: number, name: string, script: string): void => {
       const fd = fs.openSync(r.p(name), 'a')
       try {
-        r.do(label, () => spawnSync('/bin/sh', ['-c', script], { cwd: '/', uid: NOBODY, gid: NOBODY, stdio: ['ignore', fd, 'ignore'] }).status)
+        r.do(`uid ${uid}: ${script} on ${name}`, () => spawnSync('/bin/sh', ['-c', script], { cwd: '/', uid, gid: uid, stdio: ['ignore', fd, 'ignore'] }).status)
       } finally { fs.closeSync(fd) }
     }
-    const file = (name: string, mode: number, gid = 0): void => {
+    const file = (name: string, mode: number, gid: number): void => {
       r.write(name, 'x')
       fs.chownSync(r.p(name), 0, gid)
       fs.chmodSync(r.p(name), mode)
     }
     const mode = (name: string): void => { r.do(`mode of ${name}`, () => (fs.statSync(r.p(name)).mode & 0o7777).toString(8)) }
-    for (const [name, m] of [['suid', 0o4777], ['sgid-gx', 0o2777], ['sgid', 0o2767], ['both', 0o6777]] as const) {
-      file(name, m)
-      nobody(`nobody appends to ${name}`, name, 'echo y')
+    const cases: Array<[name: string, mode: number, gid: number, uid: number, script: string]> = [
+      ['suid', 0o4777, 0, NOBODY, 'echo y'],
+      ['sgid-gx', 0o2777, 0, NOBODY, 'echo y'],
+      ['sgid', 0o2767, 0, NOBODY, 'echo y'],
+      ['both', 0o6777, 0, NOBODY, 'echo y'],
+      ['sgid-in-group', 0o2767, NOBODY, NOBODY, 'echo y >> /dev/stdout'],
+      ['root-writes', 0o6777, 0, 0, 'echo y'],
+      ['truncated', 0o4777, 0, NOBODY, 'truncate -s 1 /dev/stdout'],
+      ['opened', 0o4777, 0, NOBODY, ': > /dev/stdout'],
+      ['root-opened', 0o4777, 0, 0, ': > /dev/stdout']
+    ]
+    for (const [name, m, gid, uid, script] of cases) {
+      file(name, m, gid)
+      as(uid, name, script)
       mode(name)
     }
-    file('sgid-in-group', 0o2767, NOBODY)
-    nobody('nobody appends to sgid-in-group', 'sgid-in-group', 'echo y >> /dev/stdout')
-    mode('sgid-in-group')
-    file('root-writes', 0o6777)
-    r.try('root appends to root-writes', () => { fs.appendFileSync(r.p('root-writes'), 'y') })
-    mode('root-writes')
-    file('truncated', 0o4777)
-    nobody('nobody truncates truncated', 'truncated', 'truncate -s 1 /dev/stdout')
-    mode('truncated')
-    file('opened', 0o4777)
-    nobody('nobody opens opened O_TRUNC', 'opened', ': > /dev/stdout')
-    mode('opened')
-    file('root-opened', 0o4777)
-    r.try('root opens root-opened O_TRUNC', () => { fs.writeFileSync(r.p('root-opened'), '') })
-    mode('root-opened')
     // A file found to have nothing to clear is cleared again once made suid.
-    file('again', 0o777)
-    nobody('nobody appends to again', 'again', 'echo y')
+    file('again', 0o777, 0)
+    as(NOBODY, 'again', 'echo y')
     r.try('chmod again 04777', () => fs.chmodSync(r.p('again'), 0o4777))
-    nobody('nobody appends to again once more', 'again', 'echo z >> /dev/stdout')
+    as(NOBODY, 'again', 'echo z >> /dev/stdout')
     mode('again')
     r.do('content of again', () => fs.readFileSync(r.p('again'), 'utf8'))
   },
