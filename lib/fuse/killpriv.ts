@@ -24,10 +24,11 @@
  * The rule is the VFS one for a writer without CAP_FSETID: suid goes, and
  * sgid goes when group-execute is set or the writer is outside the file's
  * group (root counts as inside, as CAP_FSETID would; the writer's groups
- * come from /proc, read only for such a file). One case differs from a
+ * come from /proc, read only for such a file). Two cases differ from a
  * native filesystem: a file with both a file capability and suid loses
  * its suid when root writes it (the kernel's capability removal sends the
- * same empty SETATTR).
+ * same empty SETATTR), and a file open after its last name went keeps its
+ * bits (`killSuidSgid`).
  */
 import * as fs from 'node:fs'
 import type { RequestHeader } from './codec'

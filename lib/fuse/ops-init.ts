@@ -24,7 +24,8 @@
  *                     the mount itself can still be a lower of overlayfs
  * and leave off EXPORT_SUPPORT (no lookups of '.' and '..'), HANDLE_KILLPRIV
  * (v1: it would ask the same of us without saying who lacks CAP_FSETID),
- * DONT_MASK (the kernel applies the umask), POSIX_LOCKS/FLOCK_LOCKS (the kernel keeps locks locally).
+ * DONT_MASK (the kernel applies the umask), POSIX_LOCKS/FLOCK_LOCKS (the
+ * kernel keeps locks locally).
  */
 import { fsError } from '../errors'
 import type { Encoder } from './codec'
