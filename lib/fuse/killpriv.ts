@@ -19,8 +19,9 @@
  *    file_remove_privs, finding suid or sgid and a writer without
  *    CAP_FSETID, sends a SETATTR that sets nothing: fuse_setattr drops the
  *    kill bits it leaves to us and sends what remains. That empty SETATTR
- *    is read as the kill (`setsNothing`). chown(f, -1, -1) sends the same,
- *    and a native filesystem clears the same bits on it.
+ *    is read as the kill (`setsNothing`). chown(f, -1, -1) sends the same
+ *    (with the change time under the writeback cache), and a native
+ *    filesystem clears the same bits on it.
  * The rule is the VFS one for a writer without CAP_FSETID: suid goes, and
  * sgid goes when group-execute is set or the writer is outside the file's
  * group (root counts as inside, as CAP_FSETID would; the writer's groups
@@ -41,11 +42,11 @@ const S_ISUID = 0o4000
 const S_ISGID = 0o2000
 const S_IXGRP = 0o010
 
-/** The SETATTR bits that set something (FH and LOCKOWNER only say how). */
+/** The SETATTR bits that set something (FH and LOCKOWNER say how; a change time may come along). */
 const SETTING = Fattr.MODE | Fattr.UID | Fattr.GID | Fattr.SIZE | Fattr.ATIME | Fattr.MTIME |
-  Fattr.ATIME_NOW | Fattr.MTIME_NOW | Fattr.CTIME | Fattr.KILL_SUIDGID
+  Fattr.ATIME_NOW | Fattr.MTIME_NOW | Fattr.KILL_SUIDGID
 
-/** A SETATTR that sets nothing: the kill before a write the kernel does itself (above). */
+/** A SETATTR that sets nothing but perhaps the change time: a kill left to us (above). */
 export function setsNothing (valid: number): boolean {
   return (valid & SETTING) === 0
 }

@@ -415,6 +415,7 @@ export const scenarios: Record<string, Scenario> = {
    * What a write, truncate or O_TRUNC open clears: suid always and sgid
    * with group-execute or from a writer outside the group, when the writer
    * lacks CAP_FSETID (the user "nobody" here); root's writes keep both.
+   * A chown clears them whoever asks, even one that changes no owner.
    * Through FUSE passthrough the write itself never reaches the daemon.
    */
   'kill-privs' (r) {
@@ -442,7 +443,8 @@ export const scenarios: Record<string, Scenario> = {
       ['root-writes', 0o6777, 0, 0, 'echo y'],
       ['truncated', 0o4777, 0, NOBODY, 'truncate -s 1 /dev/stdout'],
       ['opened', 0o4777, 0, NOBODY, ': > /dev/stdout'],
-      ['root-opened', 0o4777, 0, 0, ': > /dev/stdout']
+      ['root-opened', 0o4777, 0, 0, ': > /dev/stdout'],
+      ['chowned', 0o6777, 0, 0, 'python3 -c "import os; os.fchown(1, -1, -1)"']
     ]
     for (const [name, m, gid, uid, script] of cases) {
       file(name, m, gid)
