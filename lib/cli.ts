@@ -69,6 +69,9 @@ OPTIONS (comma-separated):
   writeback              the kernel's writeback cache
   passthrough=on|off     the kernel reads and writes opened files itself
                          (Linux 6.9+, as root; default on)
+  killpriv=on|off        the daemon clears suid/sgid on write (default on;
+                         off: the kernel asks for security.capability on
+                         every write)
   spin=US                the serving thread polls for the next request this
                          many microseconds before sleeping (default 100 with
                          two CPUs or more, else 0)

@@ -87,6 +87,7 @@ export interface MountSettings {
   negativeTimeout?: number
   writeback?: boolean
   passthrough?: boolean
+  killpriv?: boolean
   spin?: number
   readahead?: number
   readdirplus?: ReaddirPlusMode
@@ -264,6 +265,7 @@ function applyOption (spec: Partial<MountSpec>, item: string): void {
     case 'negative_timeout': spec.negativeTimeout = parseNumber(key, value, false); return
     case 'writeback': spec.writeback = parseBool(key, value); return
     case 'passthrough': spec.passthrough = parseBool(key, value); return
+    case 'killpriv': spec.killpriv = parseBool(key, value); return
     case 'spin': spec.spin = parseNumber(key, value, true); return
     case 'readahead': spec.readahead = parseNumber(key, value, true); return
     case 'readdirplus': spec.readdirplus = readdirPlusMode(value); return
@@ -510,6 +512,7 @@ export function resolveOptions (spec: MountSpec): Options {
     negativeTimeout: nonNegative('negative_timeout', spec.negativeTimeout, false) ?? kernelDefault,
     writeback: spec.writeback ?? false,
     passthrough: spec.passthrough ?? true,
+    killpriv: spec.killpriv ?? true,
     spin: spinUs(spec.spin) ?? defaultSpinUs(),
     readahead: nonNegative('readahead', spec.readahead, true) ?? DEFAULT_READAHEAD_KB,
     readdirplus: spec.readdirplus === undefined ? 'auto' : readdirPlusMode(spec.readdirplus),
@@ -672,6 +675,7 @@ export function toArgs (options: Options): string[] {
     `negative_timeout=${fuse.negativeTimeout}`,
     `writeback=${fuse.writeback ? 'on' : 'off'}`,
     `passthrough=${fuse.passthrough ? 'on' : 'off'}`,
+    `killpriv=${fuse.killpriv ? 'on' : 'off'}`,
     `spin=${fuse.spin}`,
     `readahead=${fuse.readahead}`,
     `readdirplus=${fuse.readdirplus}`,

@@ -8,6 +8,8 @@
  *  - the same with the overlay option syntax (lowerdir/upperdir/workdir)
  *    and overlay-dialect whiteouts.
  * Afterwards the read-only branch is unchanged and the work dir is empty.
+ * Then the scenario on clearing suid/sgid once more with `killpriv=off`,
+ * where the kernel clears them instead of the daemon.
  */
 import t from 'tap'
 import * as fs from 'node:fs'
@@ -60,4 +62,20 @@ t.test('unionfs-ts with lowerdir=/upperdir=/workdir=, suite inside a lower-only 
   t.strictSame(snapshotTree(lower), before, 'read-only branch unchanged')
   t.strictSame(workLeftovers(work), [], 'work dir holds nothing')
   t.notOk(fs.readdirSync(upper).some(n => n.startsWith('.wh.')), 'no AUFS-dialect names in an overlay-syntax upper')
+})
+
+t.test('unionfs-ts with killpriv=off: the kernel clears suid and sgid itself', async t => {
+  // Its rule keeps a sgid without group-execute that a writer outside the
+  // group would clear on a native filesystem (lib/fuse/killpriv.ts); every
+  // other step of the scenario must match, the O_TRUNC open's included.
+  const sgid = 'kill-privs: mode of sgid -> ok '
+  const want = runPosixSuite(tmpdir(t, 'plain-kill'), ['kill-privs'])
+  const upper = tmpdir(t, 'upper')
+  const lower = makeTree(tmpdir(t, 'lower'), LOWER_SPEC)
+  const { mnt } = withUnion(t, { branches: [upper, `${lower}=ro`], options: ['killpriv=off'] })
+  const root = path.join(mnt, 'suite')
+  fs.mkdirSync(root)
+  const got = runPosixSuite(root, ['kill-privs'])
+  t.ok(want.includes(sgid + '"767"') && got.includes(sgid + '"2767"'), 'the one declared difference shows')
+  t.strictSame(got.filter(l => !l.startsWith(sgid)), want.filter(l => !l.startsWith(sgid)), 'the rest matches')
 })

@@ -117,6 +117,7 @@ export async function mountFuse (unionFs: UnionFsApi, mountpoint: string, opts: 
     attrTimeout: seconds(opts.attrTimeout, 'attrTimeout', 1),
     negativeTimeout: seconds(opts.negativeTimeout, 'negativeTimeout', 1),
     writeback: opts.writeback === true,
+    killPriv: opts.killpriv ?? true,
     passthrough: opts.passthrough ?? true,
     spinUs: spinUs(opts.spin),
     readdirPlus: readdirPlus(opts.readdirplus),

@@ -45,6 +45,8 @@ export interface OpContext {
   readonly negativeValid: Timeout | undefined
   /** The writeback cache is asked for at INIT. */
   readonly wantWriteback: boolean
+  /** HANDLE_KILLPRIV_V2 is asked for at INIT. */
+  readonly wantKillPriv: boolean
   readonly maxWrite: number
   readonly maxPages: number
   /** File handles of open files -> their node (fstat of an unlinked file). */

@@ -6,14 +6,17 @@
  *   ASYNC_READ        concurrent READs on one file
  *   BIG_WRITES        WRITEs larger than a page (implied by MAX_PAGES today)
  *   MAX_PAGES         requests up to max_pages = 256 pages, max_write 1 MiB
- *   ATOMIC_O_TRUNC    O_TRUNC comes with OPEN instead of a separate SETATTR
+ *   ATOMIC_O_TRUNC    O_TRUNC comes with OPEN instead of a separate SETATTR;
+ *                     only with HANDLE_KILLPRIV_V2 (below): otherwise the
+ *                     kernel drops the suid/sgid clearing of an O_TRUNC
+ *                     open along with the SETATTR it no longer sends
  *   DO_READDIRPLUS, READDIRPLUS_AUTO   entries and attributes in one request
  *                     (not with readdirplus=never: listing-attrs.ts)
  *   PARALLEL_DIROPS   concurrent LOOKUP/READDIR in one directory
  *   SETXATTR_EXT      the 7.33 setxattr_in (we read its extra flags word)
- *   HANDLE_KILLPRIV_V2  we clear suid/sgid on write, truncate and chown,
- *                     so the kernel stops asking for security.capability
- *                     before each write (killpriv.ts)
+ *   HANDLE_KILLPRIV_V2  unless `killpriv=off`: we clear suid/sgid on
+ *                     write, truncate and chown, so the kernel stops asking
+ *                     for security.capability before each write (killpriv.ts)
  *   INIT_EXT          flags2 is read
  *   WRITEBACK_CACHE   only with the `writeback` option
  *   PASSTHROUGH       (flags2) with the `passthrough` option, unless the
@@ -58,10 +61,11 @@ const MAX_STACK_DEPTH = 1
 /** max_background: how many background requests (readahead, async I/O) the kernel keeps in flight. */
 const MAX_BACKGROUND = 64
 
-export function wantedInitFlags (writeback: boolean, readdirplus: boolean): number {
-  return (Init.ASYNC_READ | Init.BIG_WRITES | Init.MAX_PAGES | Init.ATOMIC_O_TRUNC |
+export function wantedInitFlags (writeback: boolean, readdirplus: boolean, killPriv: boolean): number {
+  return (Init.ASYNC_READ | Init.BIG_WRITES | Init.MAX_PAGES |
     (readdirplus ? Init.DO_READDIRPLUS | Init.READDIRPLUS_AUTO : 0) | Init.PARALLEL_DIROPS |
-    Init.SETXATTR_EXT | Init.HANDLE_KILLPRIV_V2 | Init.INIT_EXT | (writeback ? Init.WRITEBACK_CACHE : 0)) >>> 0
+    Init.SETXATTR_EXT | (killPriv ? Init.HANDLE_KILLPRIV_V2 | Init.ATOMIC_O_TRUNC : 0) | Init.INIT_EXT |
+    (writeback ? Init.WRITEBACK_CACHE : 0)) >>> 0
 }
 
 export const initOp = op<InitIn, InitReply>({
@@ -84,7 +88,7 @@ export const initOp = op<InitIn, InitReply>({
       throw fsError('EPROTO', 'init')
     }
     const minor = Math.min(a.minor, FUSE_IMPLEMENTED_MINOR)
-    const flags = (wantedInitFlags(ctx.wantWriteback, ctx.listingAttrs.readdirplus) & a.flags) >>> 0
+    const flags = (wantedInitFlags(ctx.wantWriteback, ctx.listingAttrs.readdirplus, ctx.wantKillPriv) & a.flags) >>> 0
     const writeback = (flags & Init.WRITEBACK_CACHE) !== 0
     // flags2 means something only when both sides set INIT_EXT.
     const offered2 = (flags & Init.INIT_EXT) !== 0 ? a.flags2 : 0

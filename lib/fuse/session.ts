@@ -97,6 +97,8 @@ export interface SessionConfig {
   attrTimeout: number
   negativeTimeout: number
   writeback: boolean
+  /** Ask for HANDLE_KILLPRIV_V2 (FuseMountOptions.killpriv, killpriv.ts). */
+  killPriv: boolean
   /** Ask for passthrough (it also needs `backing` and the kernel's agreement). */
   passthrough: boolean
   /** The 'sync' loop polls the device this long before each blocking read (FuseMountOptions.spin). */
@@ -169,6 +171,7 @@ export class FuseConnection {
       attrValid: timeout(cfg.attrTimeout),
       negativeValid: cfg.negativeTimeout > 0 ? timeout(cfg.negativeTimeout) : undefined,
       wantWriteback: cfg.writeback,
+      wantKillPriv: cfg.killPriv,
       maxWrite: MAX_WRITE,
       maxPages: MAX_PAGES,
       fhNodes: new Map(),

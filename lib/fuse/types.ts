@@ -46,6 +46,14 @@ export interface FuseMountOptions {
    */
   passthrough?: boolean
   /**
+   * HANDLE_KILLPRIV_V2 (default true): the daemon clears suid/sgid on
+   * write, truncate and chown, and the kernel stops asking it for
+   * `security.capability` before every write. Two corner cases then
+   * differ from a native filesystem (killpriv.ts); false leaves the
+   * clearing to the kernel, at one GETXATTR per write(2).
+   */
+  killpriv?: boolean
+  /**
    * Microseconds the serving thread polls the device for the next request
    * before it sleeps in read(2) (default: defaultSpinUs()). A process
    * walking a tree sends its next request a few tens of microseconds after
