@@ -44,6 +44,14 @@ export function forkServer (root: string, mnt: string, opts: object, stderr: 'in
   })
 }
 
+function readTail (file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8').slice(-4000)
+  } catch (err) {
+    return String(err)
+  }
+}
+
 export class Served {
   private readonly inbox: Message[] = []
   private waiters: Array<() => void> = []
@@ -106,6 +114,11 @@ export async function serve (tt: Test, opts: object = {}, logToFile = false): Pr
   const child = forkServer(root, mnt, opts, log)
   if (typeof log === 'number') fs.closeSync(log)
   tt.teardown(async () => {
+    if (!tt.passing()) {
+      // What the server said before the failure goes with the base directory.
+      const said = logFile === undefined ? '(on stderr)' : readTail(logFile)
+      process.stderr.write(`fuse-serve on ${mnt} (exit ${String(child.exitCode ?? child.signalCode)}), its log:\n${said}\n`)
+    }
     if (isMounted(mnt)) spawnSync('umount', [mnt])
     if (isMounted(mnt)) spawnSync('umount', ['-l', mnt])
     if (!await waitExit(child, 5000) && child.pid !== undefined) {
