@@ -394,6 +394,8 @@ function unmangle (s: string): string {
 }
 
 export interface MountInfo {
+  /** MAJOR:MINOR of the mounted filesystem. */
+  device: string
   mountpoint: string
   fstype: string
   source: string
@@ -414,6 +416,7 @@ export function readMountInfo (): MountInfo[] {
     const dash = fields.indexOf('-')
     if (dash < 0 || fields.length < 5) continue
     out.push({
+      device: fields[2],
       mountpoint: unmangle(fields[4]),
       fstype: fields[dash + 1] ?? '',
       source: unmangle(fields[dash + 2] ?? '')

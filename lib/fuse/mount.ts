@@ -30,6 +30,7 @@
  */
 import * as fs from 'node:fs'
 import * as path from 'node:path'
+import { readMountInfo } from '../options'
 import { settles } from '../settles'
 import type { UnionFsApi } from '../union/types'
 import { fuserUnmount, fusermountFd } from './fusermount'
@@ -212,23 +213,12 @@ async function setReadahead (conn: Connection, mnt: string, kb: number): Promise
     await new Promise(resolve => setTimeout(resolve, 2))
   }
   try {
-    const dev = mountDevice(mnt)
+    const dev = readMountInfo().filter(m => m.mountpoint === mnt).at(-1)?.device
     if (dev === undefined) throw new Error(`${mnt} is not in /proc/self/mountinfo`)
     fs.writeFileSync(`/sys/class/bdi/${dev}/read_ahead_kb`, String(kb))
   } catch (err) {
     conn.log.info(`readahead: left as the kernel set it: ${(err as Error).message}`)
   }
-}
-
-/** MAJOR:MINOR of the newest mount on `mnt`; mountinfo escapes space, tab, newline and backslash in octal. */
-function mountDevice (mnt: string): string | undefined {
-  const escaped = mnt.replace(/[ \t\n\\]/g, (c) => '\\' + c.charCodeAt(0).toString(8).padStart(3, '0'))
-  let dev: string | undefined
-  for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
-    const f = line.split(' ')
-    if (f[4] === escaped) dev = f[2]
-  }
-  return dev
 }
 
 /** The handle of a mounted connection; `unmount` runs `umount` once (again after a failure) and waits for the end. */
