@@ -399,6 +399,8 @@ export interface MountInfo {
   mountpoint: string
   fstype: string
   source: string
+  /** The filesystem's own options (for FUSE: user_id=, group_id=, ...). */
+  superOptions: string
 }
 
 /** The mounts of this process's namespace, in mount order. */
@@ -419,7 +421,8 @@ export function readMountInfo (): MountInfo[] {
       device: fields[2],
       mountpoint: unmangle(fields[4]),
       fstype: fields[dash + 1] ?? '',
-      source: unmangle(fields[dash + 2] ?? '')
+      source: unmangle(fields[dash + 2] ?? ''),
+      superOptions: fields[dash + 3] ?? ''
     })
   }
   return out

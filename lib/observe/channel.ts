@@ -25,6 +25,7 @@ import * as net from 'node:net'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import { pidDir, pidFile } from '../cli'
+import { readMountInfo } from '../options'
 
 const MAX_REQUEST = 4096
 
@@ -41,17 +42,9 @@ export function channelPaths (mountpoint: string): ChannelPaths {
 
 /** The uid a FUSE mount belongs to (its `user_id=`), from /proc/self/mountinfo. */
 export function mountOwner (mountpoint: string): number | undefined {
-  let text: string
-  try { text = fs.readFileSync('/proc/self/mountinfo', 'utf8') } catch { return undefined }
-  let owner: number | undefined
-  for (const line of text.split('\n')) {
-    const f = line.split(' ')
-    const dash = f.indexOf('-')
-    if (dash < 0 || f[4]?.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8))) !== mountpoint) continue
-    const m = /(?:^|,)user_id=([0-9]+)/.exec(f[dash + 3] ?? '')
-    owner = m === null ? undefined : Number(m[1])
-  }
-  return owner
+  const top = readMountInfo().filter(m => m.mountpoint === mountpoint).at(-1)
+  const m = /(?:^|,)user_id=([0-9]+)/.exec(top?.superOptions ?? '')
+  return m === null ? undefined : Number(m[1])
 }
 
 /**
