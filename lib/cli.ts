@@ -32,7 +32,7 @@ import { createHash } from 'node:crypto'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
-import { FSTYPE, OptionsError, parseOptions, readMountInfo, resolveOptions, toArgs, type MountSpec, type Options, type ParseMode } from './options'
+import { FSTYPE, mountAt, OptionsError, parseOptions, resolveOptions, toArgs, type MountSpec, type Options, type ParseMode } from './options'
 import { settles } from './settles'
 import type { UnionFs } from './union/union-fs'
 import type { FuseSession } from './fuse'
@@ -398,7 +398,7 @@ async function unmountWith (tries: Array<[string, string[]]>): Promise<string> {
  */
 export async function unmountPath (given: string, waitMs = UMOUNT_WAIT_MS): Promise<string | undefined> {
   const mnt = mountpointPath(given)
-  const entry = readMountInfo().filter(m => m.mountpoint === mnt).pop()
+  const entry = mountAt(mnt)
   if (entry === undefined) throw new OptionsError(`${given} is not mounted`)
   if (entry.fstype !== FSTYPE) throw new OptionsError(`${given} is not a unionfs-ts mount (it is ${entry.fstype})`)
   const pid = readPidFile(mnt)

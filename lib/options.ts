@@ -428,6 +428,11 @@ export function readMountInfo (): MountInfo[] {
   return out
 }
 
+/** The mount on top at `mountpoint` (the last one mounted there), if any. */
+export function mountAt (mountpoint: string): MountInfo | undefined {
+  return readMountInfo().filter(m => m.mountpoint === mountpoint).at(-1)
+}
+
 function checkNotMounted (given: string, real: string): void {
   const parent = path.dirname(real)
   let parentDev: number

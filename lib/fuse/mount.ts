@@ -30,7 +30,7 @@
  */
 import * as fs from 'node:fs'
 import * as path from 'node:path'
-import { readMountInfo } from '../options'
+import { mountAt } from '../options'
 import { settles } from '../settles'
 import type { UnionFsApi } from '../union/types'
 import { fuserUnmount, fusermountFd } from './fusermount'
@@ -213,7 +213,7 @@ async function setReadahead (conn: Connection, mnt: string, kb: number): Promise
     await new Promise(resolve => setTimeout(resolve, 2))
   }
   try {
-    const dev = readMountInfo().filter(m => m.mountpoint === mnt).at(-1)?.device
+    const dev = mountAt(mnt)?.device
     if (dev === undefined) throw new Error(`${mnt} is not in /proc/self/mountinfo`)
     fs.writeFileSync(`/sys/class/bdi/${dev}/read_ahead_kb`, String(kb))
   } catch (err) {

@@ -25,7 +25,7 @@ import * as net from 'node:net'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import { pidDir, pidFile } from '../cli'
-import { readMountInfo } from '../options'
+import { mountAt } from '../options'
 
 const MAX_REQUEST = 4096
 
@@ -42,8 +42,7 @@ export function channelPaths (mountpoint: string): ChannelPaths {
 
 /** The uid a FUSE mount belongs to (its `user_id=`), from /proc/self/mountinfo. */
 export function mountOwner (mountpoint: string): number | undefined {
-  const top = readMountInfo().filter(m => m.mountpoint === mountpoint).at(-1)
-  const m = /(?:^|,)user_id=([0-9]+)/.exec(top?.superOptions ?? '')
+  const m = /(?:^|,)user_id=([0-9]+)/.exec(mountAt(mountpoint)?.superOptions ?? '')
   return m === null ? undefined : Number(m[1])
 }
 
