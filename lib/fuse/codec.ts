@@ -1,7 +1,9 @@
 /**
  * Bytes <-> values for the FUSE wire: a Decoder that walks a request body
  * and an Encoder that writes a reply body, plus the encoders for the
- * structs several replies share (fuse_attr, fuse_entry_out, dirents).
+ * structs several replies share (fuse_attr, fuse_entry_out, dirents), and
+ * the two invalidation notices (a notice is a message with unique 0 and the
+ * notice's code where a reply has its error).
  *
  * Both are reused across requests: the session owns one Decoder (requests
  * are decoded synchronously, before any await) and one Encoder over one
@@ -14,7 +16,7 @@
  */
 import type { Attr } from '../union/types'
 import {
-  AttrLayout, Dirent, DirentPlus, InHeader, OutHeader, align8
+  AttrLayout, Dirent, DirentPlus, InHeader, Notify, NotifyInvalEntryOut, NotifyInvalInodeOut, OutHeader, align8
 } from './protocol'
 
 const TWO32 = 2 ** 32
@@ -294,4 +296,32 @@ export function direntSize (name: string): number {
 /** Bytes a fuse_direntplus for `name` takes. */
 export function direntPlusSize (name: string): number {
   return align8(DirentPlus.SIZE + Buffer.byteLength(name))
+}
+
+function notice (code: number, bodySize: number): Buffer {
+  const b = Buffer.alloc(OutHeader.SIZE + bodySize)
+  b.writeUInt32LE(b.length, OutHeader.len)
+  b.writeInt32LE(code, OutHeader.error)
+  return b
+}
+
+/** NOTIFY_INVAL_ENTRY: drop the kernel's dentry `name` in directory node `parent`. */
+export function invalEntryNotice (parent: number, name: string): Buffer {
+  const namelen = Buffer.byteLength(name)
+  const b = notice(Notify.INVAL_ENTRY, NotifyInvalEntryOut.SIZE + namelen + 1)
+  const o = OutHeader.SIZE
+  writeU64(b, o + NotifyInvalEntryOut.parent, parent)
+  b.writeUInt32LE(namelen, o + NotifyInvalEntryOut.namelen)
+  b.write(name, o + NotifyInvalEntryOut.SIZE, 'utf8')
+  return b
+}
+
+/** NOTIFY_INVAL_INODE: drop node `node`'s cached attributes, and its pages in [off, off+len) unless off is -1. */
+export function invalInodeNotice (node: number, off: number, len: number): Buffer {
+  const b = notice(Notify.INVAL_INODE, NotifyInvalInodeOut.SIZE)
+  const o = OutHeader.SIZE
+  writeU64(b, o + NotifyInvalInodeOut.ino, node)
+  writeU64(b, o + NotifyInvalInodeOut.off, off)
+  writeU64(b, o + NotifyInvalInodeOut.len, len)
+  return b
 }

@@ -1,59 +1,15 @@
 /**
- * One FUSE connection: reads requests from the /dev/fuse descriptor, runs
- * each through the op table and writes exactly one reply (none for FORGET,
- * BATCH_FORGET, NOTIFY_REPLY), sends invalidation notices, and ends when
- * the kernel says the filesystem is gone.
- *
- * Reading: READS asynchronous `fs.read` calls are kept outstanding on the
- * thread pool, so the JS thread stays free for handlers, timers and signals
- * while the device blocks. Each read fills its own pooled buffer of
- * max_write + 4096 bytes (a whole WRITE fits). Before the mount exists the
- * device answers EPERM: the reads retry on a short timer until mount(8) is
- * done. EINTR/EAGAIN retry; ENODEV means unmounted (or aborted): stop
- * reading, wait for running handlers, close the device, call fs.destroy()
- * and resolve `closed`.
- *
- * Why the thread pool, measured: a client process lstat()ing 20,000 files
- * of a fresh read-only mount over one branch (one LOOKUP each), on this
- * 2-core VM while other work loaded it (medians of 5 interleaved runs, so
- * compare ratios): 2 pool reads 111 us a request; 1 or 4 pool reads no
- * better (161, 158 us); a worker thread blocking in readSync and posting
- * each request to the JS thread 106 us (the same two wake-ups, another
- * path); a blocking readSync loop on the JS thread 87 us, and 50-75 us
- * against 100-160 us for 2 pool reads over a plain-directory UnionFsApi:
- * most of a request's cost is waking the pool thread and then the JS
- * thread, each often on the other CPU. Pinning the daemon to one CPU
- * (taskset) made every variant slower. The JS-thread loop is not used:
- * while it blocks in read(2), no signal handler (SIGTERM's clean unmount),
- * timer or IPC message runs, and libuv restarts the read after a signal.
- * Serving the whole connection, union included, from a worker thread with
- * that loop keeps the main thread free for them: that is the 'sync' loop
- * below, which thread.ts runs in a worker and uses by default (a READLINK
- * round trip: about 20-30 us against 60-80 us for the pool reads, the same
- * as unionfs-fuse's 23 us; README "FUSE backends"). The pool reads stay for
- * a union served on the caller's thread (UNIONFS_TS_SERVE=pool, tests that
- * serve in-process, a union without `threadSpec`).
- *
- * The sync loop reads through the native shim's `readDevice`, which polls
- * the device for `spinUs` before it sleeps in read(2) (FuseMountOptions.
- * spin): with the serving thread awake when the next request comes, a
- * getxattr round trip of `ls -lR` went from about 70 to 33 us.
+ * One FUSE connection: takes each request its reader (device.ts) reads,
+ * runs it through the op table and writes exactly one reply (none for
+ * FORGET, BATCH_FORGET, NOTIFY_REPLY), sends invalidation notices, and
+ * ends when the kernel says the filesystem is gone: ENODEV on a read means
+ * unmounted (or aborted): stop reading, wait for running handlers, close
+ * the device, call fs.destroy() and resolve `closed`.
  *
  * Invalidation: the union reports copy-ups (`watch`); the kernel is told to
  * drop the attributes it cached for each copied entry before the reply of
  * the request that caused it (`onUnionChange`), which is what makes long
  * entry/attr/negative timeouts exact for changes made through the mount.
- *
- * When this process dies (SIGKILL, a crash), the kernel closes its
- * /dev/fuse descriptor, the connection's only one (it is close-on-exec;
- * mount(8) holds a copy only while mounting), and aborts the connection:
- * a request waiting for its reply ends with ECONNABORTED, every later one
- * with ENOTCONN at once, so no process hangs on a dead daemon. Files the
- * kernel passes through keep reading and writing their branch file until
- * closed. The mount stays in the mount table (every access ENOTCONN) until
- * it is unmounted: umount(8) works, `umount -l` when something still holds
- * it. A stopped (SIGSTOP) daemon is another matter: its users wait, as for
- * any slow daemon, until it runs again or dies.
  *
  * Replying: replies are encoded into one shared buffer and written with
  * writeSync, both synchronously, so replies never interleave. A write that
@@ -64,7 +20,11 @@ import * as fs from 'node:fs'
 import { errnoCode, errnoOf } from '../errors'
 import type { UnionChange, UnionFsApi } from '../union/types'
 import { BufferPool } from './buffers'
-import { Decoder, Encoder, decodeHeader, readU64, timeout, writeU64, type RequestHeader } from './codec'
+import { Decoder, Encoder, decodeHeader, readU64, timeout, type RequestHeader } from './codec'
+import {
+  BlockingReader, PoolReader, notifyInvalEntry, notifyInvalInode, plainRead, readFailure, writeMessage,
+  type DeviceRead, type Feed, type Reader, type WriteOutcome
+} from './device'
 import { DirHandles } from './dirs'
 import { ListingAttrs, type ReaddirPlusMode } from './listing-attrs'
 import { FuseLog } from './log'
@@ -72,9 +32,7 @@ import { NodeTable } from './nodes'
 import type { OpContext, OpSpec } from './op-context'
 import { makeOpTable, type OpTable } from './ops'
 import { Passthrough, type BackingIoctls } from './passthrough'
-import {
-  InHeader, Notify, NotifyInvalEntryOut, NotifyInvalInodeOut, OP_NAMES, OutHeader
-} from './protocol'
+import { InHeader, OP_NAMES } from './protocol'
 import { FLAG_ABANDON, FLAG_MINOR, FLAG_MOUNTED, type SharedState } from './shared-state'
 import type { FuseStats } from './types'
 
@@ -83,9 +41,6 @@ export const MAX_PAGES = 256
 export const MAX_WRITE = MAX_PAGES * 4096
 /** A request is at most a header, a fuse_write_in and max_write bytes: 4096 covers the first two. */
 export const BUFFER_SIZE = MAX_WRITE + 4096
-/** Reads kept outstanding on the device. */
-const READS = 2
-
 const EIO = errnoCode('EIO')
 const ENOSYS = errnoCode('ENOSYS')
 const EINVAL = errnoCode('EINVAL')
@@ -101,7 +56,7 @@ export interface SessionConfig {
   killPriv: boolean
   /** Ask for passthrough (it also needs `backing` and the kernel's agreement). */
   passthrough: boolean
-  /** The 'sync' loop polls the device this long before each blocking read (FuseMountOptions.spin). */
+  /** The blocking loop polls the device this long before each read (FuseMountOptions.spin). */
   spinUs: number
   /** Default 'auto' (listing-attrs.ts). */
   readdirPlus?: ReaddirPlusMode
@@ -111,10 +66,9 @@ export interface SessionConfig {
   backing: BackingIoctls | undefined
   debug: boolean
   /**
-   * 'pool' (default): READS asynchronous reads on the thread pool. 'sync':
-   * one blocking readSync loop, each request run to its reply before the
-   * next read; only for a worker thread that serves the whole connection
-   * (thread.ts), since nothing else runs on a thread blocked in read(2).
+   * 'pool' (default): reads on the thread pool. 'sync': one blocking loop,
+   * each request run to its reply before the next read; only for a worker
+   * thread that serves the whole connection (thread.ts). device.ts has both.
    */
   loop?: 'pool' | 'sync'
   /** Flags and counters shared with the thread that owns the mount (thread.ts, shared-state.ts). */
@@ -123,11 +77,6 @@ export interface SessionConfig {
   ownsFd?: boolean
 }
 
-/** read(2) of the device after polling it for up to `spinUs` (native.ts `readDevice`). */
-export type DeviceRead = (fd: number, buf: Buffer, spinUs: number) => number
-
-const readSync: DeviceRead = (fd, buf) => fs.readSync(fd, buf, 0, buf.length, null)
-
 type Phase = 'mounting' | 'live' | 'stopping' | 'ended'
 
 export class FuseConnection {
@@ -135,17 +84,14 @@ export class FuseConnection {
   private resolveClosed!: () => void
   private phase: Phase = 'mounting'
   private mounted = false
-  private reads = 0
+  private readonly reader: Reader
   private inflight = 0
   private requests = 0
   /** Requests by opcode, for `unionfs-ts stats`. */
   private readonly byOpcode: number[] = []
   private readonly fd: number
-  private readonly loop: 'pool' | 'sync'
   private readonly shared: SharedState | undefined
   private readonly ownsFd: boolean
-  private readonly readDevice: DeviceRead
-  private readonly spinUs: number
   private readonly table: OpTable = makeOpTable()
   private readonly dec = new Decoder()
   private readonly enc = new Encoder(BUFFER_SIZE)
@@ -154,11 +100,8 @@ export class FuseConnection {
 
   constructor (cfg: SessionConfig) {
     this.fd = cfg.fd
-    this.loop = cfg.loop ?? 'pool'
     this.shared = cfg.shared
     this.ownsFd = cfg.ownsFd ?? true
-    this.readDevice = cfg.readDevice ?? readSync
-    this.spinUs = cfg.spinUs
     this.log = new FuseLog(cfg.debug)
     this.closed = new Promise((resolve) => { this.resolveClosed = resolve })
     this.ctx = {
@@ -180,57 +123,37 @@ export class FuseConnection {
       staleNodes: new Set(),
       conn: { minor: 0, flags: 0, writeback: false, setxattrExt: false, killPriv: false, passthrough: false }
     }
+    const feed: Feed = {
+      pool: this.ctx.pool,
+      wants: () => this.phase !== 'stopping' && this.phase !== 'ended',
+      request: (buf, n) => this.dispatch(buf, n),
+      failed: (err) => this.readFailed(err),
+      settled: () => { this.maybeEnd() }
+    }
+    this.reader = cfg.loop === 'sync'
+      ? new BlockingReader(cfg.fd, feed, {
+        beforeRead: () => { this.checkFlags() },
+        served: () => { if (this.shared !== undefined) this.publish(this.shared.counters) },
+        crashed: (err) => {
+          this.log.error('the serving loop failed', err)
+          this.stop()
+        }
+      }, cfg.readDevice ?? plainRead, cfg.spinUs)
+      : new PoolReader(cfg.fd, feed)
   }
 
   /** Start reading: before mount(8) runs, since the kernel sends INIT during the mount. */
   start (): void {
     this.ctx.fs.watch?.((c) => { this.onUnionChange(c) })
-    if (this.loop === 'sync') {
-      this.reads++
-      this.syncLoop().catch((err: unknown) => {
-        this.log.error('the serving loop failed', err)
-        this.stop()
-      }).finally(() => {
-        this.reads--
-        this.maybeEnd()
-      })
-      return
-    }
-    for (let i = 0; i < READS; i++) this.read(0)
+    this.reader.start()
   }
 
-  /**
-   * The 'sync' loop: read a request with a blocking read, run it to its
-   * reply, read the next. A handler that only touches the union's
-   * synchronous calls settles in microtasks, so a request costs one read(2)
-   * and one write(2) on this thread, with no thread-pool or event-loop
-   * hand-off; an op awaiting real I/O yields to the event loop as usual.
-   * Before the mount exists the device answers EPERM: retry on a timer,
-   * which also lets the owner's flags (mounted, abandon) be seen.
-   */
-  private async syncLoop (): Promise<void> {
+  /** The owner's flags (thread.ts), seen while mounting: mount(8) done, or given up. */
+  private checkFlags (): void {
     const flags = this.shared?.flags
-    for (;;) {
-      if (flags !== undefined && this.phase === 'mounting') {
-        if (Atomics.load(flags, FLAG_ABANDON) !== 0) { this.phase = 'stopping'; return }
-        if (Atomics.load(flags, FLAG_MOUNTED) !== 0) this.setMounted()
-      }
-      if (this.phase === 'stopping' || this.phase === 'ended') return
-      const buf = this.ctx.pool.take()
-      let n: number
-      try {
-        n = this.readDevice(this.fd, buf, this.spinUs)
-      } catch (err) {
-        this.ctx.pool.give(buf)
-        const delay = this.afterReadError(err as NodeJS.ErrnoException)
-        if (delay === undefined) return
-        if (delay > 0) await new Promise(resolve => setTimeout(resolve, delay))
-        continue
-      }
-      const running = this.dispatch(buf, n)
-      if (running !== undefined) await running
-      if (this.shared !== undefined) this.publish(this.shared.counters)
-    }
+    if (flags === undefined || this.phase !== 'mounting') return
+    if (Atomics.load(flags, FLAG_ABANDON) !== 0) this.phase = 'stopping'
+    else if (Atomics.load(flags, FLAG_MOUNTED) !== 0) this.setMounted()
   }
 
   /** Copy the stats into the shared counters (statsFromCounters reads them). */
@@ -282,56 +205,12 @@ export class FuseConnection {
     }
   }
 
-  private read (delayMs: number): void {
-    this.reads++
-    if (delayMs > 0) {
-      setTimeout(() => { this.reads--; this.read(0) }, delayMs)
-      return
-    }
-    if (this.phase === 'stopping' || this.phase === 'ended') {
-      this.reads--
-      this.maybeEnd()
-      return
-    }
-    const buf = this.ctx.pool.take()
-    fs.read(this.fd, buf, 0, buf.length, null, (err, n) => {
-      this.reads--
-      this.onRead(err, n, buf)
-    })
-  }
-
-  private onRead (err: NodeJS.ErrnoException | null, n: number, buf: Buffer): void {
-    if (err !== null) {
-      this.ctx.pool.give(buf)
-      if (this.phase === 'stopping') { this.maybeEnd(); return }
-      const delay = this.afterReadError(err)
-      if (delay !== undefined) this.read(delay)
-      return
-    }
-    this.read(0)
-    void this.dispatch(buf, n)
-  }
-
-  /**
-   * What a failed read of the device means: read again after this many
-   * milliseconds, or undefined when the session has ended.
-   */
-  private afterReadError (err: NodeJS.ErrnoException): number | undefined {
-    switch (err.code) {
-      case 'EINTR':
-      case 'EAGAIN':
-        return 0
-      case 'EPERM':
-        // The device is not attached to a mount yet (it never says EPERM
-        // once it is): retry until INIT arrives or mount(8) gives up.
-        if (this.requests === 0) return 2
-        break
-      case 'ENODEV':
-        this.log.info('device says ENODEV: unmounted')
-        this.stop()
-        return undefined
-    }
-    this.log.error('reading /dev/fuse failed, ending the session', err)
+  /** A read of the device failed: read again after this many milliseconds, or undefined (stopped). */
+  private readFailed (err: NodeJS.ErrnoException): number | undefined {
+    const what = readFailure(err, this.requests > 0)
+    if (typeof what === 'number') return what
+    if (what === 'unmounted') this.log.info('device says ENODEV: unmounted')
+    else this.log.error('reading /dev/fuse failed, ending the session', err)
     this.stop()
     return undefined
   }
@@ -437,25 +316,8 @@ export class FuseConnection {
     return outcome === 'ok'
   }
 
-  /**
-   * 'gone': ENOENT (the request was interrupted, or a notice named something
-   * the kernel does not cache) or ENODEV (the connection is gone).
-   * 'refused': any other error, logged.
-   */
-  private write (msg: Buffer, len: number): 'ok' | 'gone' | 'refused' {
-    if (this.phase === 'ended') return 'gone'
-    for (;;) {
-      try {
-        fs.writeSync(this.fd, msg, 0, len)
-        return 'ok'
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code
-        if (code === 'EINTR' || code === 'EAGAIN') continue
-        if (code === 'ENOENT' || code === 'ENODEV') return 'gone'
-        this.log.error('writing to /dev/fuse failed', err)
-        return 'refused'
-      }
-    }
+  private write (msg: Buffer, len: number): WriteOutcome {
+    return this.phase === 'ended' ? 'gone' : writeMessage(this.fd, msg, len, this.log)
   }
 
   /**
@@ -498,34 +360,14 @@ export class FuseConnection {
     this.ctx.staleNodes.clear()
   }
 
-  /** `owned`: sent for a connection another thread serves (thread.ts), which checked INIT itself. */
-  notifyInvalEntry (parentNodeId: number, name: string, owned = false): boolean {
-    if (this.phase !== 'live' || (!owned && this.ctx.conn.minor === 0)) return false
-    const namelen = Buffer.byteLength(name)
-    const len = OutHeader.SIZE + NotifyInvalEntryOut.SIZE + namelen + 1
-    const b = Buffer.alloc(len)
-    b.writeUInt32LE(len, OutHeader.len)
-    b.writeInt32LE(Notify.INVAL_ENTRY, OutHeader.error)
-    const o = OutHeader.SIZE
-    writeU64(b, o + NotifyInvalEntryOut.parent, parentNodeId)
-    b.writeUInt32LE(namelen, o + NotifyInvalEntryOut.namelen)
-    b.write(name, o + NotifyInvalEntryOut.SIZE, 'utf8')
-    this.log.info(`notify inval_entry parent=${parentNodeId} ${JSON.stringify(name)}`)
-    return this.write(b, len) === 'ok'
+  notifyInvalEntry (parentNodeId: number, name: string): boolean {
+    if (this.phase !== 'live' || this.ctx.conn.minor === 0) return false
+    return notifyInvalEntry(this.fd, this.log, parentNodeId, name)
   }
 
-  notifyInvalInode (nodeId: number, off: number, len: number, owned = false): boolean {
-    if (this.phase !== 'live' || (!owned && this.ctx.conn.minor === 0)) return false
-    const size = OutHeader.SIZE + NotifyInvalInodeOut.SIZE
-    const b = Buffer.alloc(size)
-    b.writeUInt32LE(size, OutHeader.len)
-    b.writeInt32LE(Notify.INVAL_INODE, OutHeader.error)
-    const o = OutHeader.SIZE
-    writeU64(b, o + NotifyInvalInodeOut.ino, nodeId)
-    writeU64(b, o + NotifyInvalInodeOut.off, off)
-    writeU64(b, o + NotifyInvalInodeOut.len, len)
-    this.log.info(`notify inval_inode node=${nodeId} off=${off} len=${len}`)
-    return this.write(b, size) === 'ok'
+  notifyInvalInode (nodeId: number, off: number, len: number): boolean {
+    if (this.phase !== 'live' || this.ctx.conn.minor === 0) return false
+    return notifyInvalInode(this.fd, this.log, nodeId, off, len)
   }
 
   private stop (): void {
@@ -535,7 +377,7 @@ export class FuseConnection {
   }
 
   private maybeEnd (): void {
-    if (this.phase !== 'stopping' || this.reads > 0 || this.inflight > 0) return
+    if (this.phase !== 'stopping' || this.reader.active > 0 || this.inflight > 0) return
     this.phase = 'ended'
     if (this.ownsFd) {
       try {

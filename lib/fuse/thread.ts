@@ -43,6 +43,7 @@ import { Worker } from 'node:worker_threads'
 import type { UnionThreadSpec } from '../union/types'
 import { FuseLog } from './log'
 import { NodeTable } from './nodes'
+import { notifyInvalEntry, notifyInvalInode } from './device'
 import { FuseConnection, type SessionConfig } from './session'
 import {
   COUNTER_WORDS, FLAG_MINOR, FLAG_MOUNTED, FLAG_ABANDON, FLAG_READY, FLAG_WORDS,
@@ -105,7 +106,7 @@ class ThreadConnection implements Connection {
   private worker: Worker | undefined
   private ended = false
   /** Sends notices from this thread (same encoding, same device). */
-  private readonly notifier: FuseConnection
+  private mounted = false
 
   constructor (private readonly cfg: SessionConfig, private readonly spec: UnionThreadSpec, private readonly file: string) {
     this.log = new FuseLog(cfg.debug)
@@ -114,8 +115,6 @@ class ThreadConnection implements Connection {
       flags: new Int32Array(new SharedArrayBuffer(FLAG_WORDS * 4)),
       counters: new Float64Array(new SharedArrayBuffer(COUNTER_WORDS * 8))
     }
-    // Never started: it only encodes and writes notices.
-    this.notifier = new FuseConnection({ ...cfg, backing: undefined, passthrough: false })
   }
 
   start (): void {
@@ -149,7 +148,7 @@ class ThreadConnection implements Connection {
 
   setMounted (): void {
     Atomics.store(this.shared.flags, FLAG_MOUNTED, 1)
-    this.notifier.setMounted()
+    this.mounted = true
   }
 
   abandon (): void {
@@ -165,14 +164,17 @@ class ThreadConnection implements Connection {
     return Atomics.load(this.shared.flags, FLAG_MINOR) > 0
   }
 
+  /** Sent from this thread, on the same device, once INIT was answered and the mount made. */
+  private notifies (): boolean {
+    return !this.ended && this.mounted && Atomics.load(this.shared.flags, FLAG_MINOR) > 0
+  }
+
   notifyInvalEntry (parentNodeId: number, name: string): boolean {
-    if (this.ended || Atomics.load(this.shared.flags, FLAG_MINOR) === 0) return false
-    return this.notifier.notifyInvalEntry(parentNodeId, name, true)
+    return this.notifies() && notifyInvalEntry(this.cfg.fd, this.log, parentNodeId, name)
   }
 
   notifyInvalInode (nodeId: number, off: number, len: number): boolean {
-    if (this.ended || Atomics.load(this.shared.flags, FLAG_MINOR) === 0) return false
-    return this.notifier.notifyInvalInode(nodeId, off, len, true)
+    return this.notifies() && notifyInvalInode(this.cfg.fd, this.log, nodeId, off, len)
   }
 
   private finish (err: Error | undefined): void {
