@@ -2,7 +2,7 @@
  * Serving a connection from a worker thread: the whole read-decode-call-
  * reply loop, union included, runs on a thread that does nothing else, so
  * a request costs one wake-up of that thread and no hand-off to the thread
- * pool or the event loop (session.ts, 'sync' loop). The main thread keeps
+ * pool or the event loop (device.ts, BlockingReader). The main thread keeps
  * signals, timers, IPC and the mount/unmount children.
  *
  * Why, measured on this 2-core VM under load: a READLINK round trip (a
