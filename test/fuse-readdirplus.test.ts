@@ -10,15 +10,16 @@ import * as path from 'node:path'
 import { ListingAttrs, PROBE_EVERY } from '../lib/fuse/listing-attrs'
 import { serve, type Served } from './helpers/fuse-served'
 
-/** Lists directory nodes 1..n; `stat`: looks up every name of each listing after it. */
+const NAMES = ['a', 'b', 'c', 'd', 'e', 'f']
+
+/** Lists directory nodes from..from+n-1, six file names each; `stat`: looks up every name of each listing after it. */
 function walk (p: ListingAttrs, from: number, n: number, stat: boolean): boolean[] {
   const chose: boolean[] = []
   for (let dir = from; dir < from + n; dir++) {
-    const attrs = p.choose(dir)
+    const attrs = p.choose(dir, NAMES.length)
     chose.push(attrs)
-    const names = ['a', 'b', 'c', 'd', 'e', 'f']
-    if (!attrs) p.listed(dir, names)
-    if (stat) for (const name of names) p.lookedUp(dir, name)
+    if (!attrs) p.listed(dir, NAMES)
+    if (stat) for (const name of NAMES) p.lookedUp(dir, name)
   }
   return chose
 }
@@ -38,20 +39,44 @@ t.test('the policy', async (t) => {
   t.equal(stats[0], false, 'the first listing of a statting walker still goes without')
   t.same(stats.slice(1, PROBE_EVERY), new Array(PROBE_EVERY - 1).fill(true), 'its lookups turn attributes on')
   t.equal(stats.filter((a) => !a).length, 3, 'then one probe in every PROBE_EVERY listings')
+  t.equal(auto.choose(200, 1), true, 'a listing of one file and subdirectories: attributes, in either mode')
+  walk(auto, 201, 1, false)
+  t.equal(auto.choose(202, 0), true, '(names mode now)')
 
   const dirsOnly = new ListingAttrs('auto')
-  walk(dirsOnly, 1, PROBE_EVERY, true)
-  dirsOnly.choose(50) // a probe of no names: no verdict
-  t.equal(dirsOnly.choose(51), true, 'a listing without file names leaves the mode as it was')
+  const chose = []
+  // PROBE_EVERY - 1 listings with files among three times as many without.
+  for (let dir = 1; dir <= 4 * (PROBE_EVERY - 1); dir++) chose.push(dirsOnly.choose(dir, dir % 4 === 0 ? 3 : 0))
+  t.ok(chose.every(a => a), 'listings that cannot tell are not probed, and do not count')
+  t.equal(dirsOnly.choose(100, 3), false, 'the PROBE_EVERY-th listing that can tell is the probe')
+  dirsOnly.listed(100, ['a']) // the caller read one name of it, then moved on
+  t.equal(dirsOnly.choose(101, 3), false, 'no verdict: the next listing that can tell is the probe')
+  dirsOnly.listed(101, ['a', 'b', 'c'])
+  for (const name of ['a', 'b', 'c']) dirsOnly.lookedUp(101, name)
+  t.equal(dirsOnly.choose(102, 3), true, 'its lookups keep the attributes on')
+
+  const javaTree = new ListingAttrs('auto')
+  const found: boolean[] = []
+  for (let dir = 1; dir <= 5 * PROBE_EVERY; dir++) {
+    // A find of com/example/...: three of four directories hold one subdirectory, the fourth files.
+    const files = dir % 4 === 1 ? 3 : 0
+    const attrs = javaTree.choose(dir, files)
+    found.push(attrs)
+    if (!attrs) javaTree.listed(dir, ['A.java', 'B.java', 'C.java'])
+  }
+  const fileListings = found.filter((_, i) => (i + 1) % 4 === 1)
+  t.ok(found.every((a, i) => a || (i + 1) % 4 === 1), 'the listings without files: attributes')
+  t.same(fileListings, [...new Array(PROBE_EVERY - 1).fill(true), ...new Array(fileListings.length - PROBE_EVERY + 1).fill(false)],
+    'a walker that stats nothing: the listings with files get attributes until the first probe, names after')
 
   const few = new ListingAttrs('auto')
   walk(few, 1, PROBE_EVERY - 1, false)
-  t.equal(few.choose(9), false, 'probe')
+  t.equal(few.choose(9, 9), false, 'probe')
   few.listed(9, ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i'])
   few.lookedUp(9, 'a')
   few.lookedUp(8, 'b')
   few.lookedUp(9, 'nope')
-  t.equal(few.choose(10), false, 'one lookup of nine names, one in another dir and one of an unlisted name: no stats')
+  t.equal(few.choose(10, 9), false, 'one lookup of nine names, one in another dir and one of an unlisted name: no stats')
 })
 
 function mkTree (s: Served, prefix: string, dirs: number, files: number): string[] {

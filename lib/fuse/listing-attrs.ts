@@ -14,16 +14,25 @@
  * `always` sends attributes; `never` does not ask for READDIRPLUS at INIT
  * (the kernel sends READDIR). `auto`, the default, tells the two kinds of
  * walker apart by what the caller does after a listing, much as the
- * kernel's READDIRPLUS_AUTO decides between READDIRPLUS and READDIR:
+ * kernel's READDIRPLUS_AUTO decides between READDIRPLUS and READDIR. Only
+ * a listing with at least two non-directory names can tell; one with
+ * fewer (a directory of subdirectories) always gets attributes, since
+ * every walker looks its subdirectories up to descend, and does not count
+ * below.
  * - A listing answered with names alone is watched: each LOOKUP of one of
- *   its non-directory names is a stat the attributes would have saved
- *   (directories do not count: every walker looks them up to descend).
+ *   its non-directory names is a stat the attributes would have saved.
  *   Once a quarter of them, and at least two, were looked up, listings
  *   get attributes.
  * - While listings get attributes, every PROBE_EVERY-th is answered with
  *   names and watched the same way. If the caller opens the next listing
  *   before that one drew its lookups, listings get names.
- * A listing is judged only if it had at least two non-directory names.
+ * - A probe the caller read too little of to judge (fewer than two names)
+ *   leaves the mode as it was, and the next listing is the probe.
+ * Counting only listings that can tell keeps the probes on them: in a
+ * tree whose directories mostly hold one subdirectory (a Java package
+ * path), probes placed every PROBE_EVERY-th listing of any kind kept
+ * landing where nothing could be judged, and a cold `find` paid an lstat
+ * for every file.
  * The mode starts at attributes (what an `ls -l` of one directory wants).
  * Walkers stat a listing's entries after reading all of it and before
  * opening the next (ls, tar and du do; find reads a directory and then
@@ -64,12 +73,20 @@ export class ListingAttrs {
     return this.mode !== 'never'
   }
 
-  /** Does a new listing of directory node `dir` get attributes? Called once per directory handle. */
-  choose (dir: number): boolean {
+  /**
+   * Does a new listing of directory node `dir`, with `files` non-directory
+   * names, get attributes? Called once per directory handle.
+   */
+  choose (dir: number, files: number): boolean {
     if (this.mode !== 'auto') return true
     const w = this.watch
-    if (w !== undefined && listed(w) >= MIN_NAMES && !statted(w)) this.attrs = false
     this.watch = undefined
+    if (w !== undefined && listed(w) >= MIN_NAMES) {
+      if (!statted(w)) this.attrs = false
+    } else if (w !== undefined) {
+      this.sinceProbe = PROBE_EVERY - 1 // no verdict: the next listing that can tell is the probe
+    }
+    if (files < MIN_NAMES) return true
     if (this.attrs && ++this.sinceProbe < PROBE_EVERY) return true
     this.sinceProbe = 0
     this.watch = { dir, names: new Set(), hits: 0 }

@@ -122,6 +122,13 @@ interface PlusPage extends Page {
   found: Array<EntryResult | undefined>
 }
 
+/** How many names of a whole listing are not directories ('.' and '..' are). */
+function fileCount (entries: DirEntry[]): number {
+  let n = 0
+  for (const ent of entries) if ((ent.type & S_IFMT) !== S_IFDIR) n++
+  return n
+}
+
 function * nonDirNames (p: Page): Iterable<string> {
   for (let i = Math.max(p.start, 2); i < p.end; i++) {
     const ent = p.entries[i]
@@ -133,7 +140,7 @@ export const readdirplusOp = op<ReaddirIn, PlusPage>({
   decode: decodeReaddir,
   run: async (ctx, h, a) => {
     const p = await page(ctx, h.nodeid, a, direntPlusSize)
-    p.handle.attrs ??= ctx.listingAttrs.choose(h.nodeid)
+    p.handle.attrs ??= ctx.listingAttrs.choose(h.nodeid, fileCount(p.entries))
     if (!p.handle.attrs) {
       ctx.listingAttrs.listed(h.nodeid, nonDirNames(p))
       return { ...p, found: [] }
