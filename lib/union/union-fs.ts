@@ -36,6 +36,7 @@ import { Resolver, type Entry } from './resolve'
 import type { Attr, Caller, DirEntry, StatFs, TimeSpec, UnionChange, UnionFsApi, UnionThreadSpec } from './types'
 import { isPrivateXattr, Whiteouts } from './whiteouts'
 import { Workdir } from './workdir'
+import { timeArg, toAttr } from './attrs'
 import { XattrNames } from './xattr-names'
 import { isMainThread } from 'node:worker_threads'
 import { COUNTER_WORDS, SharedCounters, STATS_WORDS, type UnionCounters, type UnionEvent, type UnionObserver } from './events'
@@ -385,49 +386,12 @@ export class UnionFs implements UnionFsApi {
     if (e.top.layer === 0 && this.upper !== undefined) {
       st = this.upper.lstat(e.top.rel) ?? fsErrorThrow('ENOENT', 'lstat', e.path)
     }
-    const attr = toAttr(st, e.ino)
-    // A merged directory's link count says nothing true about its
-    // subdirectories; 1 tells find(1) and friends not to rely on it.
-    if (e.isDir && e.dirs.length > 1) attr.nlink = 1
-    return attr
+    return toAttr(st, e.ino, e.isDir && e.dirs.length > 1)
   }
 }
 
 function fsErrorThrow (code: string, syscall: string, p: string): never {
   throw fsError(code, syscall, p)
-}
-
-function toAttr (st: fs.BigIntStats, ino: number): Attr {
-  return {
-    ino,
-    mode: Number(st.mode),
-    nlink: Number(st.nlink),
-    uid: Number(st.uid),
-    gid: Number(st.gid),
-    rdev: Number(st.rdev),
-    size: Number(st.size),
-    blocks: Number(st.blocks),
-    blksize: Number(st.blksize),
-    atimeMs: msOf(st.atimeNs),
-    mtimeMs: msOf(st.mtimeNs),
-    ctimeMs: msOf(st.ctimeNs),
-    atimeNs: st.atimeNs,
-    mtimeNs: st.mtimeNs,
-    ctimeNs: st.ctimeNs
-  }
-}
-
-/** Fractional milliseconds, exact to the microsecond (a double holds no more). */
-function msOf (ns: bigint): number {
-  return Number(ns / 1000n) / 1000
-}
-
-function timeArg (t: TimeSpec): native.TimeArg {
-  if (t === undefined) return 'omit'
-  if (t === 'now') return 'now'
-  if (Array.isArray(t)) return t
-  const sec = Math.floor(t / 1000)
-  return [sec, Math.round((t - sec * 1000) * 1e6)]
 }
 
 /** A twin of a union for a serving thread (UnionFs.threadSpec). */
