@@ -14,7 +14,8 @@ const COLORS: Record<string, string> = {
   'fuse-overlayfs': '#ff7f0e',
   'unionfs-fuse': '#2ca02c',
   'unionfs-ts': '#d62728',
-  'unionfs-ts-nocache': '#9467bd'
+  'unionfs-ts-nocache': '#9467bd',
+  'unionfs-ts-noxattr': '#e377c2'
 }
 const DASHED = new Set(['native', 'unionfs-ts-nocache'])
 const SPARE = ['#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf']

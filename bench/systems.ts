@@ -5,8 +5,10 @@
  *   overlayfs           the kernel's overlayfs, redirect_dir=on
  *   fuse-overlayfs      Debian's fuse-overlayfs (libfuse 3), in the foreground
  *   unionfs-fuse        Debian's unionfs-fuse (libfuse 2), -o cow, in the foreground
- *   unionfs-ts          this project's CLI, default options (dentry cache on, 1 s kernel timeouts)
+ *   unionfs-ts          this project's CLI, default options (dentry cache on, 60 s kernel timeouts)
  *   unionfs-ts-nocache  the same with -o cache=off (no dentry cache, kernel timeouts 0)
+ *   unionfs-ts-noxattr  the same with -o xattr=off (no xattrs through the mount;
+ *                       only when asked for with --systems)
  *
  * Each union gets the layers read-only (top first) and a fresh, empty
  * writable branch. The FUSE peers run with -f as children of the bench, so
@@ -65,7 +67,9 @@ export interface System {
   mount: (spec: MountSpec) => Promise<Mounted>
 }
 
-export const SYSTEM_NAMES = ['native', 'overlayfs', 'fuse-overlayfs', 'unionfs-fuse', 'unionfs-ts', 'unionfs-ts-nocache'] as const
+export const SYSTEM_NAMES = [
+  'native', 'overlayfs', 'fuse-overlayfs', 'unionfs-fuse', 'unionfs-ts', 'unionfs-ts-nocache', 'unionfs-ts-noxattr'
+] as const
 export type SystemName = typeof SYSTEM_NAMES[number]
 
 const MOUNT_WAIT_MS = 30_000
@@ -315,7 +319,8 @@ export function makeSystems (toolsDir: string, unionfsTsBin: string): Map<System
     ['fuse-overlayfs', new FuseOverlayfs()],
     ['unionfs-fuse', new UnionfsFuse(toolsDir)],
     ['unionfs-ts', new UnionfsTs('unionfs-ts', unionfsTsBin, [])],
-    ['unionfs-ts-nocache', new UnionfsTs('unionfs-ts-nocache', unionfsTsBin, ['cache=off'])]
+    ['unionfs-ts-nocache', new UnionfsTs('unionfs-ts-nocache', unionfsTsBin, ['cache=off'])],
+    ['unionfs-ts-noxattr', new UnionfsTs('unionfs-ts-noxattr', unionfsTsBin, ['xattr=off'])]
   ])
 }
 

@@ -65,7 +65,8 @@ OPTIONS (comma-separated):
   cache_entries=N        dentry cache size (default 65536)
   cache_ttl=MS           dentry cache expiry (default 0: none)
   entry_timeout=S, attr_timeout=S, negative_timeout=S
-                         kernel caching in seconds (default 1)
+                         kernel caching in seconds (default 60, 0 with
+                         cache=off)
   writeback              the kernel's writeback cache
   passthrough=on|off     the kernel reads and writes opened files itself
                          (Linux 6.9+, as root; default on)
@@ -80,6 +81,9 @@ OPTIONS (comma-separated):
   readdirplus=auto|always|never
                          attributes with each listed entry: auto (default)
                          sends them while the caller stats what it lists
+  xattr=on|off           extended attributes through the mount (default on;
+                         off: the kernel stops asking after one ENOSYS, and
+                         ls -l saves two requests per file)
   allow_other            let other users in (default as root)
   ro                     every branch read-only
   fsname=NAME            the source shown in /proc/mounts

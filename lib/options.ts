@@ -91,6 +91,7 @@ export interface MountSettings {
   spin?: number
   readahead?: number
   readdirplus?: ReaddirPlusMode
+  xattr?: boolean
   debug?: boolean
   allowOther?: boolean
   fsname?: string
@@ -269,6 +270,7 @@ function applyOption (spec: Partial<MountSpec>, item: string): void {
     case 'spin': spec.spin = parseNumber(key, value, true); return
     case 'readahead': spec.readahead = parseNumber(key, value, true); return
     case 'readdirplus': spec.readdirplus = readdirPlusMode(value); return
+    case 'xattr': spec.xattr = parseBool(key, value); return
     case 'debug': spec.debug = parseBool(key, value); return
     case 'allow_other': spec.allowOther = parseBool(key, value); return
     case 'fsname': spec.fsname = needValue(key, value); return
@@ -527,6 +529,7 @@ export function resolveOptions (spec: MountSpec): Options {
     spin: spinUs(spec.spin) ?? defaultSpinUs(),
     readahead: nonNegative('readahead', spec.readahead, true) ?? DEFAULT_READAHEAD_KB,
     readdirplus: spec.readdirplus === undefined ? 'auto' : readdirPlusMode(spec.readdirplus),
+    xattr: spec.xattr ?? true,
     debug: spec.debug ?? false,
     allowOther: spec.allowOther ?? isRoot(),
     readOnly: upper === undefined || spec.readOnly === true
@@ -690,6 +693,7 @@ export function toArgs (options: Options): string[] {
     `spin=${fuse.spin}`,
     `readahead=${fuse.readahead}`,
     `readdirplus=${fuse.readdirplus}`,
+    `xattr=${fuse.xattr ? 'on' : 'off'}`,
     `debug=${fuse.debug ? 'on' : 'off'}`,
     `allow_other=${fuse.allowOther ? 'on' : 'off'}`,
     `fsname=${escapeValue(fuse.fsname)}`,

@@ -77,7 +77,7 @@ t.test('branch-list syntax', async t => {
   t.equal(o.mountpoint, tr.m)
   t.same(o.fuse, {
     fsname: 'unionfs-ts', entryTimeout: 60, attrTimeout: 60, negativeTimeout: 60,
-    writeback: false, passthrough: true, killpriv: true, spin: defaultSpinUs(), readahead: 1024, readdirplus: 'auto', debug: false, allowOther: isRoot, readOnly: false
+    writeback: false, passthrough: true, killpriv: true, spin: defaultSpinUs(), readahead: 1024, readdirplus: 'auto', xattr: true, debug: false, allowOther: isRoot, readOnly: false
   })
   t.equal(o.backend, 'protocol')
   t.equal(o.foreground, false)
@@ -126,7 +126,7 @@ t.test('options: flags, -o forms and values', async t => {
   const o = parseOptions([
     '-f', `-owhiteout=overlay,cache_entries=10`, tr.a + ':' + tr.b, tr.m,
     '-o', 'cache_ttl=500,entry_timeout=0.5,attr_timeout=2,negative_timeout=0',
-    '-o', 'writeback,debug,fsname=myunion,backend=protocol,log=unionfs.log,allow_other,killpriv=off,spin=0,readahead=0,readdirplus=never'
+    '-o', 'writeback,debug,fsname=myunion,backend=protocol,log=unionfs.log,allow_other,killpriv=off,spin=0,readahead=0,readdirplus=never,xattr=off'
   ])
   t.equal(o.foreground, true, '-f')
   t.equal(o.union.whiteout, 'overlay')
@@ -134,7 +134,7 @@ t.test('options: flags, -o forms and values', async t => {
   t.equal(o.union.cacheTtlMs, 500)
   t.same(o.fuse, {
     fsname: 'myunion', entryTimeout: 0.5, attrTimeout: 2, negativeTimeout: 0,
-    writeback: true, passthrough: true, killpriv: false, spin: 0, readahead: 0, readdirplus: 'never', debug: true, allowOther: true, readOnly: false
+    writeback: true, passthrough: true, killpriv: false, spin: 0, readahead: 0, readdirplus: 'never', xattr: false, debug: true, allowOther: true, readOnly: false
   })
   t.equal(o.log, path.resolve('unionfs.log'), 'log= is made absolute')
   t.notOk(fs.existsSync(path.resolve('unionfs.log')), 'and not created by parsing')
@@ -244,7 +244,8 @@ t.test('toArgs gives back the same options', async t => {
     parseOptions([`${tr.a}:${tr.b}:${tr.c}`, tr.m]),
     parseOptions(['-f', '-o', 'cache=off,writeback,debug,fsname=a\\,b,log=/tmp/x.log', `${tr.a}=ro:${tr.b}`, tr.m]),
     parseOptions(['-o', `lowerdir=${tr.a}:${tr.b},upperdir=${tr.u},workdir=${tr.w},cache_ttl=7,allow_other=off`, tr.m]),
-    resolveOptions({ branches: [odd, tr.b], mountpoint: tr.m, entryTimeout: 0.25, readdirplus: 'always' })
+    resolveOptions({ branches: [odd, tr.b], mountpoint: tr.m, entryTimeout: 0.25, readdirplus: 'always' }),
+    parseOptions(['-o', 'xattr=off', tr.a, tr.m])
   ]
   for (const o of cases) t.same(parseOptions(toArgs(o)), o, toArgs(o).join(' '))
 })

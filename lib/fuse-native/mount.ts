@@ -48,6 +48,7 @@ import { makeOps, serveOp } from './ops'
 /** libfuse 2's largest write: 32 pages, what the kernel allows without max_pages. */
 export const MAX_WRITE = 131072
 const SUBTYPE = 'unionfs-ts'
+const XATTR_OPS = ['getxattr', 'setxattr', 'listxattr', 'removexattr']
 /** How often the session checks whether libfuse's loop has ended. */
 const WATCH_MS = 100
 
@@ -121,6 +122,8 @@ export async function mountFuseNative (unionFs: UnionFsApi, mountpoint: string, 
   const counter = { requests: 0 }
   const openFiles = { n: 0 }
   const ops = makeOps(unionFs, { uid, gid, pid: 0 }, openFiles)
+  // Ops left out get ENOSYS from libfuse, and the kernel stops asking (FuseMountOptions.xattr).
+  if (opts.xattr === false) for (const name of XATTR_OPS) Reflect.deleteProperty(ops, name)
   const fuse = new Fuse(mnt, Object.fromEntries(Object.keys(ops).map(n => [n, true])), { timeout: false })
   for (const [name, def] of Object.entries(ops)) fuse[`_op_${name}`] = serveOp(name, def, log, counter)
   fuse._fuseOptions = () => '-o' + options.join(',')

@@ -122,6 +122,7 @@ export async function mountFuse (unionFs: UnionFsApi, mountpoint: string, opts: 
     passthrough: opts.passthrough ?? true,
     spinUs: spinUs(opts.spin),
     readdirPlus: readdirPlus(opts.readdirplus),
+    xattr: opts.xattr ?? true,
     debug: opts.debug === true || debugFromEnv()
   }
   const readahead = readaheadKb(opts.readahead)

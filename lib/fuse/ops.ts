@@ -39,7 +39,11 @@ const ignored = op({ noReply: true, decode: noArgs, run: () => undefined })
 
 export type OpTable = ReadonlyArray<OpSpec<unknown, unknown> | undefined>
 
-export function makeOpTable (): OpTable {
+/**
+ * `xattrs` false leaves the four xattr ops out: the kernel gets ENOSYS for
+ * the first request of each and sends no more of that kind (FuseMountOptions.xattr).
+ */
+export function makeOpTable (xattrs = true): OpTable {
   const t: Array<OpSpec<unknown, unknown> | undefined> = []
   t[Op.INIT] = initOp
   t[Op.DESTROY] = destroyOp
@@ -67,10 +71,12 @@ export function makeOpTable (): OpTable {
   t[Op.FLUSH] = flushOp
   t[Op.FALLOCATE] = fallocateOp
   t[Op.LSEEK] = lseekOp
-  t[Op.SETXATTR] = setxattrOp
-  t[Op.GETXATTR] = getxattrOp
-  t[Op.LISTXATTR] = listxattrOp
-  t[Op.REMOVEXATTR] = removexattrOp
+  if (xattrs) {
+    t[Op.SETXATTR] = setxattrOp
+    t[Op.GETXATTR] = getxattrOp
+    t[Op.LISTXATTR] = listxattrOp
+    t[Op.REMOVEXATTR] = removexattrOp
+  }
   t[Op.OPENDIR] = opendirOp
   t[Op.READDIR] = readdirOp
   t[Op.READDIRPLUS] = readdirplusOp

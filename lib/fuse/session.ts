@@ -60,6 +60,8 @@ export interface SessionConfig {
   spinUs: number
   /** Default 'auto' (listing-attrs.ts). */
   readdirPlus?: ReaddirPlusMode
+  /** Serve the xattr ops (default); false: ENOSYS (FuseMountOptions.xattr). */
+  xattr?: boolean
   /** The native shim's polling read; undefined: a plain readSync, without the spin. */
   readDevice?: DeviceRead
   /** The backing-file ioctls; undefined without the native addon. */
@@ -92,7 +94,7 @@ export class FuseConnection {
   private readonly fd: number
   private readonly shared: SharedState | undefined
   private readonly ownsFd: boolean
-  private readonly table: OpTable = makeOpTable()
+  private readonly table: OpTable
   private readonly dec = new Decoder()
   private readonly enc = new Encoder(BUFFER_SIZE)
   readonly ctx: OpContext
@@ -102,6 +104,7 @@ export class FuseConnection {
     this.fd = cfg.fd
     this.shared = cfg.shared
     this.ownsFd = cfg.ownsFd ?? true
+    this.table = makeOpTable(cfg.xattr ?? true)
     this.log = new FuseLog(cfg.debug)
     this.closed = new Promise((resolve) => { this.resolveClosed = resolve })
     this.ctx = {

@@ -76,6 +76,16 @@ export interface FuseMountOptions {
    * listing-attrs.ts.
    */
   readdirplus?: ReaddirPlusMode
+  /**
+   * Extended attributes through the mount (default true). false answers
+   * the first xattr request of each kind ENOSYS, after which the kernel
+   * sends none and answers EOPNOTSUPP itself: `ls -l` no longer costs two
+   * requests per file (it asks for security.selinux and
+   * system.posix_acl_access of each, and the kernel caches neither
+   * answer), but file capabilities and ACLs are not seen through the mount. The union keeps using its own xattrs on
+   * the branches, and copy-up still copies the lower file's.
+   */
+  xattr?: boolean
   /** One line per request and reply on stderr (also UNIONFS_TS_DEBUG=1). */
   debug?: boolean
   /** Let other users in (mount option allow_other). Default: true when mounting as root. */
