@@ -9,7 +9,9 @@
  *    and overlay-dialect whiteouts.
  * Afterwards the read-only branch is unchanged and the work dir is empty.
  * Then the scenario on clearing suid/sgid once more with `killpriv=off`,
- * where the kernel clears them instead of the daemon.
+ * where the kernel clears them instead of the daemon; the whole suite with
+ * the writeback cache; and the attribute changes of a file unlinked while
+ * open, which go through its descriptor.
  */
 import t from 'tap'
 import * as fs from 'node:fs'
@@ -78,4 +80,42 @@ t.test('unionfs-ts with killpriv=off: the kernel clears suid and sgid itself', a
   const got = runPosixSuite(root, ['kill-privs'])
   t.ok(want.includes(sgid + '"767"') && got.includes(sgid + '"2767"'), 'the one declared difference shows')
   t.strictSame(got.filter(l => !l.startsWith(sgid)), want.filter(l => !l.startsWith(sgid)), 'the rest matches')
+})
+
+t.test('unionfs-ts with writeback: the suite inside a lower-only directory', async t => {
+  // With the writeback cache the kernel keeps mtime and ctime itself and
+  // sends them along with other changes (an ftruncate's SETATTR carries
+  // the times, even for a file unlinked while open).
+  const want = plain(t)
+  const lower = makeTree(tmpdir(t, 'lower'), LOWER_SPEC)
+  const before = snapshotTree(lower)
+  const upper = tmpdir(t, 'upper')
+  const { mnt } = withUnion(t, { branches: [upper, `${lower}=ro`], options: ['writeback'] })
+  compareTranscripts(t, runPosixSuite(path.join(mnt, DEEP_DIR)), want, 'unionfs-ts (writeback)')
+  t.strictSame(snapshotTree(lower), before, 'read-only branch unchanged')
+  t.strictSame(workLeftovers(path.join(upper, WORK)), [], 'work dir holds nothing')
+})
+
+t.test('a file unlinked while open: fchmod, fchown, ftruncate and futimens through its descriptor', async t => {
+  const upper = tmpdir(t, 'upper')
+  const lower = makeTree(tmpdir(t, 'lower'), LOWER_SPEC)
+  const { mnt } = withUnion(t, { branches: [upper, `${lower}=ro`] })
+  const outcome = (dir: string): string[] => {
+    const f = path.join(dir, 'gone')
+    fs.writeFileSync(f, 'some bytes')
+    const fd = fs.openSync(f, 'r+')
+    try {
+      fs.unlinkSync(f)
+      fs.fchmodSync(fd, 0o640)
+      fs.fchownSync(fd, 1234, 5678)
+      fs.ftruncateSync(fd, 4)
+      fs.futimesSync(fd, 1_000_000_000, 1_100_000_000)
+      const st = fs.fstatSync(fd)
+      return [(st.mode & 0o7777).toString(8), `${st.uid}:${st.gid}`, String(st.mtimeMs), String(st.size), String(st.nlink)]
+    } finally {
+      fs.closeSync(fd)
+    }
+  }
+  t.strictSame(outcome(path.join(mnt, DEEP_DIR)), outcome(tmpdir(t, 'plain-gone')), 'as on a plain directory')
+  t.strictSame(outcome(path.join(mnt, DEEP_DIR)), ['640', '1234:5678', '1100000000000', '4', '0'])
 })

@@ -142,21 +142,27 @@ export const setattrOp = op<SetattrIn, Attr>({
     const fs = ctx.fs
     const v = a.valid
     const fh = (v & Fattr.FH) !== 0 ? a.fh : undefined
-    const pathFor = (syscall: string): string => {
-      const p = node.paths[0]
-      if (p === undefined) throw fsError('ENOENT', syscall)
-      return p
-    }
+    // A file unlinked while open has no path: it is changed through a handle
+    // (with the writeback cache, even an ftruncate of it sets its times).
+    const path = node.paths[0]
+    const ofh = path === undefined ? fh ?? ctx.nodes.anyOpenFh(node) : undefined
+    const noName = (syscall: string): never => { throw fsError('ENOENT', syscall) }
     if ((v & (Fattr.UID | Fattr.GID)) !== 0) {
-      await fs.chown(pathFor('chown'), (v & Fattr.UID) !== 0 ? a.uid : -1, (v & Fattr.GID) !== 0 ? a.gid : -1)
+      const uid = (v & Fattr.UID) !== 0 ? a.uid : -1
+      const gid = (v & Fattr.GID) !== 0 ? a.gid : -1
+      if (path !== undefined) await fs.chown(path, uid, gid)
+      else await fs.fchown(ofh ?? noName('fchown'), uid, gid)
     }
-    if ((v & Fattr.MODE) !== 0) await fs.chmod(pathFor('chmod'), a.mode & 0o7777)
+    if ((v & Fattr.MODE) !== 0) {
+      if (path !== undefined) await fs.chmod(path, a.mode & 0o7777)
+      else await fs.fchmod(ofh ?? noName('fchmod'), a.mode & 0o7777)
+    }
     if ((v & Fattr.SIZE) !== 0) {
-      const tfh = fh ?? (node.paths.length === 0 ? ctx.nodes.anyOpenFh(node) : undefined)
+      const tfh = fh ?? ofh
       if (tfh !== undefined) await fs.ftruncate(tfh, a.size)
-      else await fs.truncate(pathFor('truncate'), a.size)
+      else await fs.truncate(path ?? noName('truncate'), a.size)
     }
-    if ((v & Fattr.KILL_SUIDGID) !== 0 || (ctx.conn.killPriv && setsNothing(v))) await killSuidSgid(ctx, h, node.paths[0], fh)
+    if ((v & Fattr.KILL_SUIDGID) !== 0 || (ctx.conn.killPriv && setsNothing(v))) await killSuidSgid(ctx, h, path, fh)
     if ((v & (Fattr.ATIME | Fattr.MTIME | Fattr.ATIME_NOW | Fattr.MTIME_NOW)) !== 0) {
       const at: TimeSpec = (v & Fattr.ATIME_NOW) !== 0
         ? 'now'
@@ -164,7 +170,8 @@ export const setattrOp = op<SetattrIn, Attr>({
       const mt: TimeSpec = (v & Fattr.MTIME_NOW) !== 0
         ? 'now'
         : (v & Fattr.MTIME) !== 0 ? [a.mtime, a.mtimensec] : undefined
-      await fs.utimens(pathFor('utimens'), at, mt)
+      if (path !== undefined) await fs.utimens(path, at, mt)
+      else await fs.futimens(ofh ?? noName('futimens'), at, mt)
     }
     return await attrOfNode(ctx, node, fh)
   },

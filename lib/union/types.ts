@@ -82,11 +82,19 @@ export interface UnionFsApi {
   rename (from: string, to: string, flags: number): Promise<void>
 
   chmod (path: string, mode: number): Promise<void>
-  chown (path: string, uid: number, gid: number): Promise<void>
   /** uid or gid -1 leaves it unchanged. */
+  chown (path: string, uid: number, gid: number): Promise<void>
   truncate (path: string, size: number): Promise<void>
   ftruncate (fh: number, size: number): Promise<void>
   utimens (path: string, atime: TimeSpec, mtime: TimeSpec): Promise<void>
+  /**
+   * chmod, chown and utimens of an open file, through its handle: for a
+   * file that has no name left (unlinked while open), as fchmod(2) and
+   * friends change it natively. The transport uses the paths otherwise.
+   */
+  fchmod (fh: number, mode: number): Promise<void>
+  fchown (fh: number, uid: number, gid: number): Promise<void>
+  futimens (fh: number, atime: TimeSpec, mtime: TimeSpec): Promise<void>
 
   /** O_* flags as open(2) takes them. Returns a handle number. */
   open (path: string, flags: number): Promise<number>

@@ -261,6 +261,18 @@ export class UnionFs implements UnionFsApi {
     fs.ftruncateSync(h.fd, size)
   }
 
+  async fchmod (fh: number, mode: number): Promise<void> {
+    fs.fchmodSync(this.upperHandle(fh, 'fchmod').fd, mode)
+  }
+
+  async fchown (fh: number, uid: number, gid: number): Promise<void> {
+    fs.fchownSync(this.upperHandle(fh, 'fchown').fd, uid, gid)
+  }
+
+  async futimens (fh: number, atime: TimeSpec, mtime: TimeSpec): Promise<void> {
+    native.futimens(this.upperHandle(fh, 'futimens').fd, timeArg(atime), timeArg(mtime))
+  }
+
   async fallocate (fh: number, mode: number, offset: number, length: number): Promise<void> {
     const h = this.handles.get(fh, 'fallocate')
     if (!h.writable) throw fsError('EBADF', 'fallocate')
@@ -359,6 +371,17 @@ export class UnionFs implements UnionFsApi {
   }
 
   /** Copies `p` up (a truncate copies only what it keeps) and returns the upper branch. */
+  /**
+   * A handle whose file the union may change: one on the writable branch.
+   * A handle on a lower file (opened for reading) must not change it, and
+   * without a name the file cannot be copied up.
+   */
+  private upperHandle (fh: number, syscall: string): { fd: number } {
+    const h = this.handles.get(fh, syscall)
+    if (!h.onUpper) throw fsError('EROFS', syscall)
+    return h
+  }
+
   private upperCopy (syscall: string, p: string, size?: number): WritableBranch {
     const core = this.mutable(syscall, p)
     core.copyUp.file(p, syscall, size === undefined ? {} : { size })
