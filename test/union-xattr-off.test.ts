@@ -3,12 +3,15 @@
  * and sends no more xattr requests, callers get EOPNOTSUPP, and what the
  * union does with xattrs on its branches is unchanged: copy-up copies a
  * lower file's xattrs, and the overlay dialect's opaque directories work.
+ * The POSIX suite differs from a plain directory in its xattr scenario only.
  */
 import t from 'tap'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import * as native from '../lib/native'
 import { CLI, run, tmpdir, withUnion } from './helpers/mount'
+import { runPosixSuite, LOWER_SPEC, DEEP_DIR } from './helpers/posix-suite'
+import { makeTree } from './helpers/tree'
 
 const FILES = 20
 /** EOPNOTSUPP: Linux gives it and ENOTSUP one number, which Node names ENOTSUP. */
@@ -86,4 +89,23 @@ t.test('xattr=off on the fuse-native backend: libfuse answers ENOSYS, callers ge
   t.equal(errCode(() => native.lgetxattr(path.join(mnt, 'tagged'), 'user.colour')), NOT_SUPPORTED, 'getxattr')
   t.equal(errCode(() => native.lsetxattr(path.join(mnt, 'tagged'), 'user.x', Buffer.from('1'), 0)), NOT_SUPPORTED, 'setxattr')
   t.equal(fs.readFileSync(path.join(mnt, 'tagged'), 'utf8'), 'data', 'files read as before')
+})
+
+t.test('xattr=off, the POSIX suite: the xattr scenario answers ENOTSUP, every other step as on a plain directory', async (t) => {
+  const want = runPosixSuite(tmpdir(t, 'plain'))
+  const upper = tmpdir(t, 'upper')
+  const lower = makeTree(tmpdir(t, 'lower'), LOWER_SPEC)
+  const { mnt } = withUnion(t, { branches: [upper, `${lower}=ro`], options: ['xattr=off'] })
+  const got = runPosixSuite(path.join(mnt, DEEP_DIR))
+  const isXattr = (line: string): boolean => line.startsWith('xattr: ')
+  t.strictSame(got.filter(l => !isXattr(l)), want.filter(l => !isXattr(l)), 'the other scenarios')
+  // Each step of the xattr scenario: as on the plain directory (a write, a rename,
+  // what the kernel refuses before asking), or ENOTSUP where the call reached the mount.
+  const step = (line: string): string => line.slice(0, line.indexOf(' -> '))
+  const plainXattr = want.filter(isXattr)
+  const gotXattr = got.filter(isXattr)
+  t.strictSame(gotXattr.map(step), plainXattr.map(step), 'the same steps')
+  const changed = gotXattr.filter((l, i) => l !== plainXattr[i])
+  t.ok(changed.length > 10, `${changed.length} steps differ`)
+  t.strictSame(changed.filter(l => !l.endsWith('-> ' + NOT_SUPPORTED)), [], 'each of them ENOTSUP')
 })
