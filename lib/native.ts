@@ -111,6 +111,7 @@ export const fgetxattr: (fd: number, name: string) => Buffer = binding.fgetxattr
 export const fsetxattr: (fd: number, name: string, value: Uint8Array, flags: number) => void =
   binding.fsetxattr
 export const flistxattr: (fd: number) => string[] = binding.flistxattr
+export const fremovexattr: (fd: number, name: string) => void = binding.fremovexattr
 
 /** mknod(2): `mode` carries the file type (S_IFIFO, S_IFCHR...), `rdev` is st_rdev's encoding. */
 export const mknod: (path: string, mode: number, rdev: number) => void = binding.mknod

@@ -154,6 +154,9 @@ t.test('xattrs by fd', async t => {
   sysError(t, () => native.fgetxattr(fd, 'user.none'), 'ENODATA', 'fgetxattr')
   sysError(t, () => native.fsetxattr(fd, 'user.fd', Buffer.from(''), native.XATTR_CREATE),
     'EEXIST', 'fsetxattr')
+  native.fremovexattr(fd, 'user.fd')
+  t.same(native.flistxattr(fd), ['trusted.fd'])
+  sysError(t, () => native.fremovexattr(fd, 'user.fd'), 'ENODATA', 'fremovexattr')
   const closed = fs.openSync(file, 'r')
   fs.closeSync(closed)
   sysError(t, () => native.flistxattr(closed), 'EBADF', 'flistxattr')

@@ -20,6 +20,7 @@ import { runPosixSuite, compareTranscripts, LOWER_SPEC, DEEP_DIR } from './helpe
 import { makeTree, snapshotTree } from './helpers/tree'
 import { workLeftovers } from './helpers/union-env'
 import { tmpdir, withUnion } from './helpers/mount'
+import * as native from '../lib/native'
 
 const WORK = '.wh..wh.unionfs-ts'
 
@@ -96,7 +97,7 @@ t.test('unionfs-ts with writeback: the suite inside a lower-only directory', asy
   t.strictSame(workLeftovers(path.join(upper, WORK)), [], 'work dir holds nothing')
 })
 
-t.test('a file unlinked while open: fchmod, fchown, ftruncate and futimens through its descriptor', async t => {
+t.test('a file unlinked while open: fchmod, fchown, ftruncate, futimens and xattrs through its descriptor', async t => {
   const upper = tmpdir(t, 'upper')
   const lower = makeTree(tmpdir(t, 'lower'), LOWER_SPEC)
   const { mnt } = withUnion(t, { branches: [upper, `${lower}=ro`] })
@@ -110,12 +111,16 @@ t.test('a file unlinked while open: fchmod, fchown, ftruncate and futimens throu
       fs.fchownSync(fd, 1234, 5678)
       fs.ftruncateSync(fd, 4)
       fs.futimesSync(fd, 1_000_000_000, 1_100_000_000)
+      native.fsetxattr(fd, 'user.a', Buffer.from('1'), 0)
+      native.fsetxattr(fd, 'user.b', Buffer.from('2'), 0)
+      native.fremovexattr(fd, 'user.b')
+      const xattrs = native.flistxattr(fd).map(n => `${n}=${native.fgetxattr(fd, n).toString()}`).join(',')
       const st = fs.fstatSync(fd)
-      return [(st.mode & 0o7777).toString(8), `${st.uid}:${st.gid}`, String(st.mtimeMs), String(st.size), String(st.nlink)]
+      return [(st.mode & 0o7777).toString(8), `${st.uid}:${st.gid}`, String(st.mtimeMs), String(st.size), String(st.nlink), xattrs]
     } finally {
       fs.closeSync(fd)
     }
   }
   t.strictSame(outcome(path.join(mnt, DEEP_DIR)), outcome(tmpdir(t, 'plain-gone')), 'as on a plain directory')
-  t.strictSame(outcome(path.join(mnt, DEEP_DIR)), ['640', '1234:5678', '1100000000000', '4', '0'])
+  t.strictSame(outcome(path.join(mnt, DEEP_DIR)), ['640', '1234:5678', '1100000000000', '4', '0', 'user.a=1'])
 })

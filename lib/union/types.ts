@@ -88,13 +88,18 @@ export interface UnionFsApi {
   ftruncate (fh: number, size: number): Promise<void>
   utimens (path: string, atime: TimeSpec, mtime: TimeSpec): Promise<void>
   /**
-   * chmod, chown and utimens of an open file, through its handle: for a
-   * file that has no name left (unlinked while open), as fchmod(2) and
-   * friends change it natively. The transport uses the paths otherwise.
+   * chmod, chown, utimens and the xattr calls of an open file, through its
+   * handle: for a file that has no name left (unlinked while open), as
+   * fchmod(2) and friends reach it natively. The transport uses the paths
+   * otherwise.
    */
   fchmod (fh: number, mode: number): Promise<void>
   fchown (fh: number, uid: number, gid: number): Promise<void>
   futimens (fh: number, atime: TimeSpec, mtime: TimeSpec): Promise<void>
+  fgetxattr (fh: number, name: string): Promise<Buffer>
+  flistxattr (fh: number): Promise<string[]>
+  fsetxattr (fh: number, name: string, value: Buffer, flags: number): Promise<void>
+  fremovexattr (fh: number, name: string): Promise<void>
 
   /** O_* flags as open(2) takes them. Returns a handle number. */
   open (path: string, flags: number): Promise<number>

@@ -273,6 +273,29 @@ export class UnionFs implements UnionFsApi {
     native.futimens(this.upperHandle(fh, 'futimens').fd, timeArg(atime), timeArg(mtime))
   }
 
+  async fgetxattr (fh: number, name: string): Promise<Buffer> {
+    if (isPrivateXattr(name)) throw fsError('ENODATA', 'fgetxattr')
+    return native.fgetxattr(this.handles.get(fh, 'fgetxattr').fd, name)
+  }
+
+  async flistxattr (fh: number): Promise<string[]> {
+    return native.flistxattr(this.handles.get(fh, 'flistxattr').fd).filter(n => !isPrivateXattr(n))
+  }
+
+  async fsetxattr (fh: number, name: string, value: Buffer, flags: number): Promise<void> {
+    if (isPrivateXattr(name)) throw fsError('EPERM', 'fsetxattr')
+    const fd = this.upperHandle(fh, 'fsetxattr').fd
+    this.xattrNames.changed()
+    native.fsetxattr(fd, name, value, flags)
+  }
+
+  async fremovexattr (fh: number, name: string): Promise<void> {
+    if (isPrivateXattr(name)) throw fsError('ENODATA', 'fremovexattr')
+    const fd = this.upperHandle(fh, 'fremovexattr').fd
+    this.xattrNames.changed()
+    native.fremovexattr(fd, name)
+  }
+
   async fallocate (fh: number, mode: number, offset: number, length: number): Promise<void> {
     const h = this.handles.get(fh, 'fallocate')
     if (!h.writable) throw fsError('EBADF', 'fallocate')

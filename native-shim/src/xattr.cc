@@ -178,6 +178,20 @@ static napi_value Lremovexattr(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+static napi_value Fremovexattr(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int fd = -1;
+  std::string name;
+  if (!get_args(env, info, 2, argv) || !arg_fd(env, argv[0], "fd", &fd) ||
+      !arg_string(env, argv[1], "name", &name)) {
+    return nullptr;
+  }
+  if (fremovexattr(fd, name.c_str()) != 0) {
+    return sys_error(env, errno, "fremovexattr");
+  }
+  return undefined(env);
+}
+
 bool register_xattr(napi_env env, napi_value exports, napi_value constants) {
   return define_function(env, exports, "lgetxattr", Lgetxattr) &&
          define_function(env, exports, "lfindxattr", Lfindxattr) &&
@@ -187,6 +201,7 @@ bool register_xattr(napi_env env, napi_value exports, napi_value constants) {
          define_function(env, exports, "lsetxattr", Lsetxattr) &&
          define_function(env, exports, "fsetxattr", Fsetxattr) &&
          define_function(env, exports, "lremovexattr", Lremovexattr) &&
+         define_function(env, exports, "fremovexattr", Fremovexattr) &&
          define_constant(env, constants, "XATTR_CREATE", XATTR_CREATE) &&
          define_constant(env, constants, "XATTR_REPLACE", XATTR_REPLACE);
 }
