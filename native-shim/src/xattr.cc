@@ -86,14 +86,17 @@ static napi_value Lfindxattr(napi_env env, napi_callback_info info) {
   return path_getxattr(env, info, true);
 }
 
-static napi_value Fgetxattr(napi_env env, napi_callback_info info) {
+// (fd, name): the arguments of fgetxattr and fremovexattr.
+static bool fd_and_name(napi_env env, napi_callback_info info, int* fd, std::string* name) {
   napi_value argv[2];
+  return get_args(env, info, 2, argv) && arg_fd(env, argv[0], "fd", fd) &&
+         arg_string(env, argv[1], "name", name);
+}
+
+static napi_value Fgetxattr(napi_env env, napi_callback_info info) {
   int fd = -1;
   std::string name;
-  if (!get_args(env, info, 2, argv) || !arg_fd(env, argv[0], "fd", &fd) ||
-      !arg_string(env, argv[1], "name", &name)) {
-    return nullptr;
-  }
+  if (!fd_and_name(env, info, &fd, &name)) return nullptr;
   std::vector<char> buf;
   ssize_t n = read_sized([&](void* data, size_t size) {
     return fgetxattr(fd, name.c_str(), data, size);
@@ -179,13 +182,9 @@ static napi_value Lremovexattr(napi_env env, napi_callback_info info) {
 }
 
 static napi_value Fremovexattr(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
   int fd = -1;
   std::string name;
-  if (!get_args(env, info, 2, argv) || !arg_fd(env, argv[0], "fd", &fd) ||
-      !arg_string(env, argv[1], "name", &name)) {
-    return nullptr;
-  }
+  if (!fd_and_name(env, info, &fd, &name)) return nullptr;
   if (fremovexattr(fd, name.c_str()) != 0) {
     return sys_error(env, errno, "fremovexattr");
   }
