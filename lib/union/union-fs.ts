@@ -393,7 +393,6 @@ export class UnionFs implements UnionFsApi {
     return this.core
   }
 
-  /** Copies `p` up (a truncate copies only what it keeps) and returns the upper branch. */
   /**
    * A handle whose file the union may change: one on the writable branch.
    * A handle on a lower file (opened for reading) must not change it, and
@@ -405,6 +404,7 @@ export class UnionFs implements UnionFsApi {
     return h
   }
 
+  /** Copies `p` up (a truncate copies only what it keeps) and returns the upper branch. */
   private upperCopy (syscall: string, p: string, size?: number): WritableBranch {
     const core = this.mutable(syscall, p)
     core.copyUp.file(p, syscall, size === undefined ? {} : { size })
