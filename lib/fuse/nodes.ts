@@ -255,10 +255,12 @@ export class NodeTable {
     node?.openFhs?.delete(fh)
   }
 
-  /** Any handle open on the node, for path-less (unlinked) nodes. */
-  anyOpenFh (node: FuseNode): number | undefined {
-    if (node.openFhs === undefined) return undefined
-    for (const fh of node.openFhs) return fh
-    return undefined
+  /**
+   * A handle to reach a node with no name left (unlinked while open): any
+   * handle open on it; ENOENT when there is none.
+   */
+  openFh (node: FuseNode, syscall: string): number {
+    if (node.openFhs !== undefined) for (const fh of node.openFhs) return fh
+    throw fsError('ENOENT', syscall)
   }
 }

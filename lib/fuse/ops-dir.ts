@@ -122,17 +122,21 @@ interface PlusPage extends Page {
   found: Array<EntryResult | undefined>
 }
 
+function isDir (ent: DirEntry): boolean {
+  return (ent.type & S_IFMT) === S_IFDIR
+}
+
 /** How many names of a whole listing are not directories ('.' and '..' are). */
 function fileCount (entries: DirEntry[]): number {
   let n = 0
-  for (const ent of entries) if ((ent.type & S_IFMT) !== S_IFDIR) n++
+  for (const ent of entries) if (!isDir(ent)) n++
   return n
 }
 
 function * nonDirNames (p: Page): Iterable<string> {
   for (let i = Math.max(p.start, 2); i < p.end; i++) {
     const ent = p.entries[i]
-    if ((ent.type & S_IFMT) !== S_IFDIR) yield ent.name
+    if (!isDir(ent)) yield ent.name
   }
 }
 

@@ -32,11 +32,7 @@ export async function attrOfNode (ctx: OpContext, node: FuseNode, fh?: number): 
   const path = node.paths[0]
   if (fh !== undefined) attr = await ctx.fs.fgetattr(fh)
   else if (path !== undefined) attr = await ctx.fs.getattr(path)
-  else {
-    const open = ctx.nodes.anyOpenFh(node)
-    if (open === undefined) throw fsError('ENOENT', 'getattr')
-    attr = await ctx.fs.fgetattr(open)
-  }
+  else attr = await ctx.fs.fgetattr(ctx.nodes.openFh(node, 'getattr'))
   ctx.nodes.noteAttr(node, attr)
   return attr
 }
@@ -145,22 +141,20 @@ export const setattrOp = op<SetattrIn, Attr>({
     // A file unlinked while open has no path: it is changed through a handle
     // (with the writeback cache, even an ftruncate of it sets its times).
     const path = node.paths[0]
-    const ofh = path === undefined ? fh ?? ctx.nodes.anyOpenFh(node) : undefined
-    const noName = (syscall: string): never => { throw fsError('ENOENT', syscall) }
+    const handle = (syscall: string): number => fh ?? ctx.nodes.openFh(node, syscall)
     if ((v & (Fattr.UID | Fattr.GID)) !== 0) {
       const uid = (v & Fattr.UID) !== 0 ? a.uid : -1
       const gid = (v & Fattr.GID) !== 0 ? a.gid : -1
       if (path !== undefined) await fs.chown(path, uid, gid)
-      else await fs.fchown(ofh ?? noName('fchown'), uid, gid)
+      else await fs.fchown(handle('fchown'), uid, gid)
     }
     if ((v & Fattr.MODE) !== 0) {
       if (path !== undefined) await fs.chmod(path, a.mode & 0o7777)
-      else await fs.fchmod(ofh ?? noName('fchmod'), a.mode & 0o7777)
+      else await fs.fchmod(handle('fchmod'), a.mode & 0o7777)
     }
     if ((v & Fattr.SIZE) !== 0) {
-      const tfh = fh ?? ofh
-      if (tfh !== undefined) await fs.ftruncate(tfh, a.size)
-      else await fs.truncate(path ?? noName('truncate'), a.size)
+      if (fh !== undefined || path === undefined) await fs.ftruncate(handle('ftruncate'), a.size)
+      else await fs.truncate(path, a.size)
     }
     if ((v & Fattr.KILL_SUIDGID) !== 0 || (ctx.conn.killPriv && setsNothing(v))) await killSuidSgid(ctx, h, path, fh)
     if ((v & (Fattr.ATIME | Fattr.MTIME | Fattr.ATIME_NOW | Fattr.MTIME_NOW)) !== 0) {
@@ -171,7 +165,7 @@ export const setattrOp = op<SetattrIn, Attr>({
         ? 'now'
         : (v & Fattr.MTIME) !== 0 ? [a.mtime, a.mtimensec] : undefined
       if (path !== undefined) await fs.utimens(path, at, mt)
-      else await fs.futimens(ofh ?? noName('futimens'), at, mt)
+      else await fs.futimens(handle('futimens'), at, mt)
     }
     return await attrOfNode(ctx, node, fh)
   },

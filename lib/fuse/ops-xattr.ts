@@ -12,27 +12,8 @@
  * friends reach them natively.
  */
 import { fsError } from '../errors'
-import type { UnionFsApi } from '../union/types'
 import type { Encoder } from './codec'
-import { op, type OpContext } from './op-context'
-
-type Target = { path: string, fh?: undefined } | { path?: undefined, fh: number }
-
-/** The node's path, else an open handle of it; ENOENT when neither. */
-function target (ctx: OpContext, nodeid: number, syscall: string): Target {
-  const node = ctx.nodes.node(nodeid)
-  const path = node.paths[0]
-  if (path !== undefined) return { path }
-  const fh = ctx.nodes.anyOpenFh(node)
-  if (fh === undefined) throw fsError('ENOENT', syscall)
-  return { fh }
-}
-
-function xattrCall<T> (ctx: OpContext, nodeid: number, syscall: string,
-  byPath: (fs: UnionFsApi, path: string) => Promise<T>, byFh: (fs: UnionFsApi, fh: number) => Promise<T>): Promise<T> {
-  const t = target(ctx, nodeid, syscall)
-  return t.path !== undefined ? byPath(ctx.fs, t.path) : byFh(ctx.fs, t.fh)
-}
+import { op } from './op-context'
 
 interface SetxattrIn { flags: number, name: string, value: Buffer }
 
@@ -46,9 +27,10 @@ export const setxattrOp = op<SetxattrIn, void>({
     return { flags, name, value: d.bytes(size) }
   },
   run: async (ctx, h, a) => {
-    await xattrCall(ctx, h.nodeid, 'setxattr',
-      async (fs, p) => await fs.setxattr(p, a.name, a.value, a.flags),
-      async (fs, fh) => await fs.fsetxattr(fh, a.name, a.value, a.flags))
+    const node = ctx.nodes.node(h.nodeid)
+    const p = node.paths[0]
+    if (p !== undefined) await ctx.fs.setxattr(p, a.name, a.value, a.flags)
+    else await ctx.fs.fsetxattr(ctx.nodes.openFh(node, 'fsetxattr'), a.name, a.value, a.flags)
   }
 })
 
@@ -77,9 +59,11 @@ export const getxattrOp = op<{ size: number, name: string }, SizedValue>({
     return { size, name: d.cstr() }
   },
   run: async (ctx, h, a) => {
-    const value = await xattrCall(ctx, h.nodeid, 'getxattr',
-      async (fs, p) => await fs.getxattr(p, a.name),
-      async (fs, fh) => await fs.fgetxattr(fh, a.name))
+    const node = ctx.nodes.node(h.nodeid)
+    const p = node.paths[0]
+    const value = p !== undefined
+      ? await ctx.fs.getxattr(p, a.name)
+      : await ctx.fs.fgetxattr(ctx.nodes.openFh(node, 'fgetxattr'), a.name)
     return sized(value, a.size, 'getxattr')
   },
   encode: encodeSized
@@ -88,9 +72,11 @@ export const getxattrOp = op<{ size: number, name: string }, SizedValue>({
 export const listxattrOp = op<number, SizedValue>({
   decode: (d) => d.u32(),
   run: async (ctx, h, size) => {
-    const names = await xattrCall(ctx, h.nodeid, 'listxattr',
-      async (fs, p) => await fs.listxattr(p),
-      async (fs, fh) => await fs.flistxattr(fh))
+    const node = ctx.nodes.node(h.nodeid)
+    const p = node.paths[0]
+    const names = p !== undefined
+      ? await ctx.fs.listxattr(p)
+      : await ctx.fs.flistxattr(ctx.nodes.openFh(node, 'flistxattr'))
     const value = Buffer.from(names.map((n) => n + '\0').join(''), 'utf8')
     return sized(value, size, 'listxattr')
   },
@@ -100,8 +86,9 @@ export const listxattrOp = op<number, SizedValue>({
 export const removexattrOp = op<string, void>({
   decode: (d) => d.cstr(),
   run: async (ctx, h, name) => {
-    await xattrCall(ctx, h.nodeid, 'removexattr',
-      async (fs, p) => await fs.removexattr(p, name),
-      async (fs, fh) => await fs.fremovexattr(fh, name))
+    const node = ctx.nodes.node(h.nodeid)
+    const p = node.paths[0]
+    if (p !== undefined) await ctx.fs.removexattr(p, name)
+    else await ctx.fs.fremovexattr(ctx.nodes.openFh(node, 'fremovexattr'), name)
   }
 })
