@@ -106,7 +106,6 @@ class ThreadConnection implements Connection {
   private worker: Worker | undefined
   private ended = false
   /** Sends notices from this thread (same encoding, same device). */
-  private mounted = false
 
   constructor (private readonly cfg: SessionConfig, private readonly spec: UnionThreadSpec, private readonly file: string) {
     this.log = new FuseLog(cfg.debug)
@@ -148,7 +147,6 @@ class ThreadConnection implements Connection {
 
   setMounted (): void {
     Atomics.store(this.shared.flags, FLAG_MOUNTED, 1)
-    this.mounted = true
   }
 
   abandon (): void {
@@ -166,7 +164,8 @@ class ThreadConnection implements Connection {
 
   /** Sent from this thread, on the same device, once INIT was answered and the mount made. */
   private notifies (): boolean {
-    return !this.ended && this.mounted && Atomics.load(this.shared.flags, FLAG_MINOR) > 0
+    const flags = this.shared.flags
+    return !this.ended && Atomics.load(flags, FLAG_MOUNTED) !== 0 && Atomics.load(flags, FLAG_MINOR) > 0
   }
 
   notifyInvalEntry (parentNodeId: number, name: string): boolean {
