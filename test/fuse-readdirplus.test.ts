@@ -118,8 +118,10 @@ t.test('through a mount', async (t) => {
     const s = await serve(t, { readdirplus: 'auto', entryTimeout: 60, attrTimeout: 60 })
     const walked = mkTree(s, 'find', DIRS, FILES)
     t.equal(find(s, walked), DIRS * FILES, 'a find sees every file')
-    t.equal(await lookups(s, () => { lsl(s, walked.slice(-1)) }), FILES + 1,
-      'its last listing went without attributes: stat of each entry asks')
+    t.equal(await lookups(s, () => { find(s, walked.map((d) => path.join(d, 'sub'))) }), 0,
+      'descending into the subdirectories asks nothing: every listing sent theirs with attributes')
+    t.equal(await lookups(s, () => { lsl(s, walked.slice(-1)) }), FILES,
+      'its last listing sent the files\' names alone: stat of each file asks, of its subdirectory not')
     const statted = mkTree(s, 'ls', DIRS, FILES)
     const n = await lookups(s, () => { lsl(s, statted) })
     // The walk looks up each directory it lists, and the entries of the listings that went without.

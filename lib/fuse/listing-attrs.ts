@@ -14,11 +14,12 @@
  * `always` sends attributes; `never` does not ask for READDIRPLUS at INIT
  * (the kernel sends READDIR). `auto`, the default, tells the two kinds of
  * walker apart by what the caller does after a listing, much as the
- * kernel's READDIRPLUS_AUTO decides between READDIRPLUS and READDIR. Only
- * a listing with at least two non-directory names can tell; one with
- * fewer (a directory of subdirectories) always gets attributes, since
- * every walker looks its subdirectories up to descend, and does not count
- * below.
+ * kernel's READDIRPLUS_AUTO decides between READDIRPLUS and READDIR. What
+ * is decided is the attributes of a listing's other entries: its
+ * subdirectories always get theirs (ops-dir.ts), since every walker looks
+ * them up to descend, find included. Only a listing with at least two
+ * non-directory names can tell; one with fewer (a directory of
+ * subdirectories) always gets attributes and does not count below.
  * - A listing answered with names alone is watched: each LOOKUP of one of
  *   its non-directory names is a stat the attributes would have saved.
  *   Once a quarter of them, and at least two, were looked up, listings

@@ -10,8 +10,9 @@
  * every entry of the reply, or forgets what it cannot link). An entry whose
  * getattr fails (it vanished since the snapshot) is sent with node id 0,
  * which the kernel takes as "no attributes" and does not count; so is
- * every entry of a listing that listing-attrs.ts says goes without
- * attributes.
+ * every entry but the subdirectories of a listing that listing-attrs.ts
+ * says goes without attributes (a walker descending into a subdirectory
+ * would look it up: its attributes save that round trip).
  */
 import { constants } from 'node:fs'
 import { fsError } from '../errors'
@@ -144,14 +145,11 @@ export const readdirplusOp = op<ReaddirIn, PlusPage>({
   decode: decodeReaddir,
   run: async (ctx, h, a) => {
     const p = await page(ctx, h.nodeid, a, direntPlusSize)
-    p.handle.attrs ??= ctx.listingAttrs.choose(h.nodeid, fileCount(p.entries))
-    if (!p.handle.attrs) {
-      ctx.listingAttrs.listed(h.nodeid, nonDirNames(p))
-      return { ...p, found: [] }
-    }
+    const all = p.handle.attrs ??= ctx.listingAttrs.choose(h.nodeid, fileCount(p.entries))
+    if (!all) ctx.listingAttrs.listed(h.nodeid, nonDirNames(p))
     const dir = ctx.nodes.pathOf(h.nodeid)
     const attrs = await Promise.all(p.entries.slice(p.start, p.end).map(async (ent, k) => {
-      if (dir === undefined || p.start + k < 2) return undefined
+      if (dir === undefined || p.start + k < 2 || !(all || isDir(ent))) return undefined
       try {
         return await ctx.fs.getattr(joinPath(dir, ent.name))
       } catch {
