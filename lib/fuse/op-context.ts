@@ -31,6 +31,8 @@ export interface Connection {
   killPriv: boolean
   /** FUSE_PASSTHROUGH agreed: open replies may name backing files. */
   passthrough: boolean
+  /** OPENDIR is answered with ENOSYS: the kernel offers NO_OPENDIR_SUPPORT and may cache listings (ops-dir.ts). */
+  noOpendir: boolean
 }
 
 export interface OpContext {

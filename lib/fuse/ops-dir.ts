@@ -1,9 +1,10 @@
 /**
  * Directory ops: OPENDIR, READDIR, READDIRPLUS, RELEASEDIR, FSYNCDIR.
  *
- * OPENDIR snapshots the merged listing (dirs.ts); READDIR pages through it.
+ * READDIR pages through a snapshot of the merged listing (dirs.ts), which
+ * OPENDIR takes, or, where OPENDIR is not asked, the READDIR at offset 0.
  * A page holds as many whole records as fit in the size the kernel asked
- * for; each record's offset is its index + 1.
+ * for.
  *
  * READDIRPLUS also answers, for every entry but '.' and '..', what LOOKUP
  * would: each entry sent with a node id counts one lookup (the kernel links
@@ -18,7 +19,7 @@ import { constants } from 'node:fs'
 import { fsError } from '../errors'
 import type { DirEntry } from '../union/types'
 import { direntPlusSize, direntSize, direntType, timeout, type Decoder } from './codec'
-import { snapshot, type DirHandle } from './dirs'
+import { offsetOf, snapshot, type Cursor, type Listing } from './dirs'
 import { joinPath, parentPath } from './nodes'
 import { attrOfNode } from './ops-node'
 import { entryFor, kernelKeeps, noArgs, op, type EntryResult, type OpContext } from './op-context'
@@ -50,19 +51,28 @@ async function takeSnapshot (ctx: OpContext, nodeid: number): Promise<DirEntry[]
 }
 
 /**
- * OPENDIR's reply lets the kernel keep the listing in its page cache
- * (CACHE_DIR, KEEP_CACHE) whenever it may cache names at all: it serves
- * the next opendir/readdir of the directory from there, and drops it
- * itself when the directory changes through the mount (every create,
- * unlink, rename in it bumps the directory's i_version) or its mtime
- * changes. A union changes a merged listing only through such requests
- * (whiteouts and opaque directories are made by the unlink, rmdir, rename
- * or mkdir of that very name), so the cache stays exact. With entry
- * timeouts of 0 (cache=off) every readdir comes here.
+ * Listings may stay in the kernel's page cache whenever it may cache names
+ * at all: it serves the next opendir/readdir of the directory from there,
+ * and drops it itself when the directory changes through the mount (every
+ * create, unlink, rename in it bumps the directory's i_version) or its
+ * mtime changes. A union changes a merged listing only through such
+ * requests (whiteouts and opaque directories are made by the unlink,
+ * rmdir, rename or mkdir of that very name), so the cache stays exact.
+ *
+ * Then OPENDIR is answered with ENOSYS where the kernel can do without it
+ * (ctx.conn.noOpendir): it opens directories itself from then on, with the
+ * listing cached (CACHE_DIR and KEEP_CACHE are what it assumes), and a
+ * walk saves the OPENDIR and RELEASEDIR round trips of every directory.
+ * Otherwise OPENDIR's reply asks for the same caching. With entry timeouts
+ * of 0 (cache=off) OPENDIR is answered and asks for none: every readdir
+ * comes here.
  */
 export const opendirOp = op<undefined, number>({
   decode: noArgs,
-  run: async (ctx, h) => ctx.dirs.open(await takeSnapshot(ctx, h.nodeid)),
+  run: async (ctx, h) => {
+    if (ctx.conn.noOpendir) throw fsError('ENOSYS', 'opendir')
+    return ctx.dirs.open(h.nodeid, await takeSnapshot(ctx, h.nodeid))
+  },
   encode: (e, fh, ctx) => {
     e.u64(fh)
     e.u32(kernelKeeps(ctx) ? Fopen.CACHE_DIR | Fopen.KEEP_CACHE : 0)
@@ -80,31 +90,32 @@ function decodeReaddir (d: Decoder): ReaddirIn {
 }
 
 interface Page {
-  handle: DirHandle
+  listing: Listing
   entries: DirEntry[]
   start: number
   end: number
 }
 
-/** The handle's snapshot (fresh after a rewind) and the slice of it that fits in `size` bytes. */
+/** Where the READDIR resumes (dirs.ts), and the slice of its listing that fits in `size` bytes. */
 async function page (ctx: OpContext, nodeid: number, a: ReaddirIn, sizeOf: (name: string) => number): Promise<Page> {
-  const d = ctx.dirs.get(a.fh)
-  if (d === undefined) throw fsError('EBADF', 'readdir')
-  if (a.offset === 0 && d.consumed) {
-    d.entries = await takeSnapshot(ctx, nodeid)
-    d.consumed = false
-  }
+  const fresh = async (): Promise<DirEntry[]> => await takeSnapshot(ctx, nodeid)
+  let at: Cursor | undefined
+  if (a.fh !== 0) at = await ctx.dirs.onHandle(a.fh, a.offset, fresh)
+  else at = await ctx.dirs.byOffset(nodeid, a.offset, fresh)
+  if (at === undefined) throw fsError('EBADF', 'readdir')
+  const { listing, index } = at
   const limit = Math.min(a.size, ctx.maxWrite)
   let used = 0
-  let end = a.offset
-  while (end < d.entries.length) {
-    const n = sizeOf(d.entries[end].name)
+  let end = index
+  while (end < listing.entries.length) {
+    const n = sizeOf(listing.entries[end].name)
     if (used + n > limit) break
     used += n
     end++
   }
-  if (end > a.offset) d.consumed = true
-  return { handle: d, entries: d.entries, start: Math.min(a.offset, end), end }
+  const start = Math.min(index, end)
+  ctx.dirs.paged(listing, start, end)
+  return { listing, entries: listing.entries, start, end }
 }
 
 export const readdirOp = op<ReaddirIn, Page>({
@@ -113,7 +124,7 @@ export const readdirOp = op<ReaddirIn, Page>({
   encode: (e, p) => {
     for (let i = p.start; i < p.end; i++) {
       const ent = p.entries[i]
-      e.dirent(ent.ino, i + 1, direntType(ent.type), ent.name)
+      e.dirent(ent.ino, offsetOf(p.listing, i), direntType(ent.type), ent.name)
     }
   }
 })
@@ -145,7 +156,7 @@ export const readdirplusOp = op<ReaddirIn, PlusPage>({
   decode: decodeReaddir,
   run: async (ctx, h, a) => {
     const p = await page(ctx, h.nodeid, a, direntPlusSize)
-    const all = p.handle.attrs ??= ctx.listingAttrs.choose(h.nodeid, fileCount(p.entries))
+    const all = p.listing.attrs ??= ctx.listingAttrs.choose(h.nodeid, fileCount(p.entries))
     if (!all) ctx.listingAttrs.listed(h.nodeid, nonDirNames(p))
     const dir = ctx.nodes.pathOf(h.nodeid)
     const attrs = await Promise.all(p.entries.slice(p.start, p.end).map(async (ent, k) => {
@@ -167,10 +178,10 @@ export const readdirplusOp = op<ReaddirIn, PlusPage>({
       const f = p.found[i - p.start]
       if (f !== undefined) {
         e.entryOut(f.node.id, f.node.generation, f.attr, ctx.entryValid, ctx.attrValid)
-        e.dirent(f.attr.ino, i + 1, direntType(f.attr.mode), ent.name)
+        e.dirent(f.attr.ino, offsetOf(p.listing, i), direntType(f.attr.mode), ent.name)
       } else {
         e.entryOut(0, 0, undefined, NO_TIME, NO_TIME)
-        e.dirent(ent.ino, i + 1, direntType(ent.type), ent.name)
+        e.dirent(ent.ino, offsetOf(p.listing, i), direntType(ent.type), ent.name)
       }
     }
   },

@@ -25,14 +25,17 @@
  *                     must live on an unstacked filesystem (a branch on
  *                     overlayfs falls back to the daemon file by file), and
  *                     the mount itself can still be a lower of overlayfs
- * and leave off EXPORT_SUPPORT (no lookups of '.' and '..'), HANDLE_KILLPRIV
+ * NO_OPENDIR_SUPPORT is the kernel's to offer, not ours to ask for: where
+ * it is offered and listings may be cached, OPENDIR is answered with
+ * ENOSYS (ops-dir.ts).
+ * We leave off EXPORT_SUPPORT (no lookups of '.' and '..'), HANDLE_KILLPRIV
  * (v1: it would ask the same of us without saying who lacks CAP_FSETID),
  * DONT_MASK (the kernel applies the umask), POSIX_LOCKS/FLOCK_LOCKS (the
  * kernel keeps locks locally).
  */
 import { fsError } from '../errors'
 import type { Encoder } from './codec'
-import { noArgs, op, type OpContext } from './op-context'
+import { kernelKeeps, noArgs, op, type OpContext } from './op-context'
 import {
   FUSE_IMPLEMENTED_MINOR, FUSE_KERNEL_VERSION, FUSE_MIN_MINOR, Init, Init2, InitOut
 } from './protocol'
@@ -100,7 +103,8 @@ export const initOp = op<InitIn, InitReply>({
       writeback,
       setxattrExt: (flags & Init.SETXATTR_EXT) !== 0,
       killPriv: (flags & Init.HANDLE_KILLPRIV_V2) !== 0,
-      passthrough
+      passthrough,
+      noOpendir: (a.flags & Init.NO_OPENDIR_SUPPORT) !== 0 && kernelKeeps(ctx)
     }
     ctx.passthrough.start(passthrough)
     ctx.log.info(`INIT kernel ${a.major}.${a.minor} flags=0x${a.flags.toString(16)} flags2=0x${a.flags2.toString(16)}; ` +

@@ -124,7 +124,7 @@ export class FuseConnection {
       passthrough: new Passthrough(cfg.fd, cfg.fs, cfg.backing, cfg.passthrough, this.log),
       listingAttrs: new ListingAttrs(cfg.readdirPlus ?? 'auto'),
       staleNodes: new Set(),
-      conn: { minor: 0, flags: 0, writeback: false, setxattrExt: false, killPriv: false, passthrough: false }
+      conn: { minor: 0, flags: 0, writeback: false, setxattrExt: false, killPriv: false, passthrough: false, noOpendir: false }
     }
     const feed: Feed = {
       pool: this.ctx.pool,

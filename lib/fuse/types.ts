@@ -106,6 +106,7 @@ export interface FuseStats {
   requestsByKind?: Record<string, number>
   /** Node ids the kernel holds (the root included). */
   nodes: number
+  /** Directory handles open, and listings being read without one (lib/fuse/dirs.ts). */
   openDirs: number
   openFiles: number
   /** INIT agreed on passthrough (the passthrough fields are absent from the fuse-native transport). */
