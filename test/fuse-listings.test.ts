@@ -50,6 +50,14 @@ t.test('the store', async (t) => {
   const evicted = await d.byOffset(8, offsetOf(other.listing, 0), fresh('p', 'q'))
   t.not(evicted.listing, other.listing, 'the oldest went first')
 
+  const small = new DirHandles(10, 5)
+  const x = await small.byOffset(1, 0, fresh('a', 'b', 'c'))
+  await small.byOffset(2, 0, fresh('d', 'e', 'f'))
+  t.equal(small.size, 1, 'past the entries bound the oldest listing goes')
+  t.not((await small.byOffset(1, offsetOf(x.listing, 0), fresh('a', 'b', 'c'))).listing, x.listing)
+  await small.byOffset(3, 0, fresh('1', '2', '3', '4', '5', '6', '7'))
+  t.equal(small.size, 1, 'a listing larger than the bound is kept alone')
+
   const fh = d.open(5, entries('h1', 'h2'))
   const h = await d.onHandle(fh, 0, fresh('new'))
   t.equal(h?.listing.number, 0, 'a handle\'s listing has number 0')

@@ -15,11 +15,13 @@
  *   directories without asking, sends READDIR with fh 0 and no
  *   RELEASEDIR. Each READDIR at offset 0 takes a snapshot under a new
  *   number, so a reader's next READDIR names its own snapshot, also while
- *   others read the same directory. A snapshot is dropped when its end is
- *   read, or when MAX_LISTINGS newer ones are kept; an offset naming a
- *   dropped one resumes at the same index of a fresh snapshot (entries
- *   added or removed before that index meanwhile may then be missed or
- *   seen twice).
+ *   others read the same directory. Nothing says when a reader is done
+ *   but reading to the end: a snapshot is dropped then, or when newer ones
+ *   push it out (more than MAX_LISTINGS, or MAX_KEPT_ENTRIES entries in
+ *   all: readers that stop early must not pile up memory). An offset
+ *   naming a dropped one resumes at the same index of a fresh snapshot
+ *   (entries added or removed before that index meanwhile may then be
+ *   missed or seen twice).
  */
 import type { DirEntry } from '../union/types'
 
@@ -29,8 +31,10 @@ const S_IFDIR = 0o040000
 const INDEX_SPAN = 2 ** 32
 const LISTING_NUMBERS = 2 ** 21
 
-/** Listings read without a handle that are kept at once (the oldest goes first). */
+/** Listings read without a handle that are kept at once (the oldest goes first)... */
 export const MAX_LISTINGS = 1024
+/** ...and their entries in all (the newest listing is kept whatever its size). */
+export const MAX_KEPT_ENTRIES = 2 ** 18
 
 export interface Listing {
   readonly nodeid: number
@@ -66,9 +70,10 @@ export class DirHandles {
   private readonly handles = new Map<number, Listing>()
   private nextFh = 1
   private readonly kept = new Map<number, Listing>()
+  private keptEntries = 0
   private nextNumber = 1
 
-  constructor (private readonly maxListings = MAX_LISTINGS) {}
+  constructor (private readonly maxListings = MAX_LISTINGS, private readonly maxEntries = MAX_KEPT_ENTRIES) {}
 
   open (nodeid: number, entries: DirEntry[]): number {
     const fh = this.nextFh++
@@ -112,17 +117,27 @@ export class DirHandles {
   /** A page of the entries [start, end) of `listing` is answered; an empty one ends a kept listing. */
   paged (listing: Listing, start: number, end: number): void {
     if (end > start) listing.consumed = true
-    else if (listing.number !== 0) this.kept.delete(listing.number)
+    else if (listing.number !== 0) this.drop(listing.number)
   }
 
   private keep (nodeid: number, entries: DirEntry[]): Listing {
     const number = this.nextNumber
     this.nextNumber = number + 1 < LISTING_NUMBERS ? number + 1 : 1
-    this.kept.delete(number) // a number come round again: its old listing goes
+    this.drop(number) // a number come round again: its old listing goes
     const k: Listing = { nodeid, entries, number, consumed: false }
     this.kept.set(number, k)
-    if (this.kept.size > this.maxListings) this.kept.delete(this.kept.keys().next().value as number)
+    this.keptEntries += entries.length
+    while (this.kept.size > this.maxListings || (this.keptEntries > this.maxEntries && this.kept.size > 1)) {
+      this.drop(this.kept.keys().next().value as number)
+    }
     return k
+  }
+
+  private drop (number: number): void {
+    const k = this.kept.get(number)
+    if (k === undefined) return
+    this.kept.delete(number)
+    this.keptEntries -= k.entries.length
   }
 
   /** Open handles and listings being read without one. */
