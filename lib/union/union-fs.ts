@@ -9,7 +9,8 @@
  * Reads go to whichever branch serves the path (resolve.ts). A mutation of
  * an entry a lower branch serves copies it up first (copy-up.ts); new names
  * and removals honour whiteouts (create.ts, remove.ts); rename.ts moves
- * files and merged directories.
+ * files and merged directories; open-files.ts does what goes through an
+ * open handle.
  *
  * Each method runs to completion on the JS thread with synchronous branch
  * calls (see branch.ts for why), so operations never interleave and no path
@@ -22,13 +23,13 @@ import * as path from 'node:path'
 import { readonlyBranch, writableBranch, type ReadonlyBranch, type WritableBranch } from '../branch/branch'
 import { DentryCache, type CacheStats, type Clock } from '../cache/dentry-cache'
 import { fsError } from '../errors'
-import * as native from '../native'
 import type { UnionConfig } from './config'
 import { CopyUp, type CopyUpEvent } from './copy-up'
 import { createFile, link, makeEntry } from './create'
 import type { Core } from './core'
 import { Handles } from './handles'
 import { LowerIndex } from './lower-index'
+import { OpenFiles } from './open-files'
 import { mergedListing } from './readdir'
 import { rename } from './rename'
 import { rmdir, unlink } from './remove'
@@ -58,6 +59,8 @@ export class UnionFs implements UnionFsApi {
   private readonly core?: Core
   private readonly handles = new Handles()
   private readonly xattrNames: XattrNames
+  /** Calls on open handles (open-files.ts). */
+  private readonly files: OpenFiles
   /** The transport's watchers (watch()). */
   private readonly watchers: Array<(change: UnionChange) => void> = []
   /** Counters for `stats`, shared with a serving thread's twin (events.ts). */
@@ -82,6 +85,7 @@ export class UnionFs implements UnionFsApi {
     const lowerIndex = config.cacheEntries > 0 ? new LowerIndex(layers, config.cacheEntries * 4) : undefined
     this.resolver = new Resolver(layers, cache, config.xattrNamespace, this.upper !== undefined, lowerIndex)
     this.xattrNames = new XattrNames(layers, config.cacheEntries > 0)
+    this.files = new OpenFiles(this.handles, this.xattrNames, this.upper !== undefined)
     if (this.upper !== undefined) {
       const work = Workdir.open(config.workdir ?? path.join(config.upper!, '.wh..wh.unionfs-ts'))
       const whiteouts = new Whiteouts(this.upper, config.whiteout, config.xattrNamespace)
@@ -141,8 +145,7 @@ export class UnionFs implements UnionFsApi {
   }
 
   async fgetattr (fh: number): Promise<Attr> {
-    const h = this.handles.get(fh, 'fstat')
-    return toAttr(fs.fstatSync(h.fd, { bigint: true }), h.ino)
+    return this.files.fgetattr(fh)
   }
 
   async readlink (p: string): Promise<string> {
@@ -217,93 +220,67 @@ export class UnionFs implements UnionFsApi {
   }
 
   async read (fh: number, buf: Buffer, length: number, position: number): Promise<number> {
-    const { fd } = this.handles.get(fh, 'read')
-    let n = 0
-    while (n < length) {
-      const r = fs.readSync(fd, buf, n, length - n, position + n)
-      if (r === 0) break
-      n += r
-    }
-    return n
+    return this.files.read(fh, buf, length, position)
   }
 
   async write (fh: number, buf: Buffer, length: number, position: number): Promise<number> {
-    const { fd } = this.handles.get(fh, 'write')
-    let n = 0
-    while (n < length) n += fs.writeSync(fd, buf, n, length - n, position + n)
-    return n
+    return this.files.write(fh, buf, length, position)
   }
 
   async flush (fh: number): Promise<void> {
-    this.handles.get(fh, 'flush')
+    this.files.flush(fh)
   }
 
   async fsync (fh: number, datasync: boolean): Promise<void> {
-    const { fd } = this.handles.get(fh, 'fsync')
-    if (datasync) fs.fdatasyncSync(fd)
-    else fs.fsyncSync(fd)
+    this.files.fsync(fh, datasync)
   }
 
   async release (fh: number): Promise<void> {
     this.handles.release(fh)
   }
 
-  /** A handle's descriptor when no copy-up can re-point it: on the writable branch, or in a union without one. */
   backingFd (fh: number): number | undefined {
-    let h
-    try { h = this.handles.get(fh, 'backing') } catch { return undefined }
-    return h.onUpper || this.upper === undefined ? h.fd : undefined
+    return this.files.backingFd(fh)
   }
 
   async ftruncate (fh: number, size: number): Promise<void> {
-    const h = this.handles.get(fh, 'ftruncate')
-    if (!h.writable) throw fsError('EBADF', 'ftruncate')
-    fs.ftruncateSync(h.fd, size)
+    this.files.ftruncate(fh, size)
   }
 
   async fchmod (fh: number, mode: number): Promise<void> {
-    fs.fchmodSync(this.upperHandle(fh, 'fchmod').fd, mode)
+    this.files.fchmod(fh, mode)
   }
 
   async fchown (fh: number, uid: number, gid: number): Promise<void> {
-    fs.fchownSync(this.upperHandle(fh, 'fchown').fd, uid, gid)
+    this.files.fchown(fh, uid, gid)
   }
 
   async futimens (fh: number, atime: TimeSpec, mtime: TimeSpec): Promise<void> {
-    native.futimens(this.upperHandle(fh, 'futimens').fd, timeArg(atime), timeArg(mtime))
+    this.files.futimens(fh, atime, mtime)
   }
 
   async fgetxattr (fh: number, name: string): Promise<Buffer> {
-    if (isPrivateXattr(name)) throw fsError('ENODATA', 'fgetxattr')
-    return native.fgetxattr(this.handles.get(fh, 'fgetxattr').fd, name)
+    return this.files.fgetxattr(fh, name)
   }
 
   async flistxattr (fh: number): Promise<string[]> {
-    return native.flistxattr(this.handles.get(fh, 'flistxattr').fd).filter(n => !isPrivateXattr(n))
+    return this.files.flistxattr(fh)
   }
 
   async fsetxattr (fh: number, name: string, value: Buffer, flags: number): Promise<void> {
-    if (isPrivateXattr(name)) throw fsError('EPERM', 'fsetxattr')
-    const fd = this.upperHandle(fh, 'fsetxattr').fd
-    this.xattrNames.changed()
-    native.fsetxattr(fd, name, value, flags)
+    this.files.fsetxattr(fh, name, value, flags)
   }
 
   async fremovexattr (fh: number, name: string): Promise<void> {
-    if (isPrivateXattr(name)) throw fsError('ENODATA', 'fremovexattr')
-    const fd = this.upperHandle(fh, 'fremovexattr').fd
-    this.xattrNames.changed()
-    native.fremovexattr(fd, name)
+    this.files.fremovexattr(fh, name)
   }
 
   async fallocate (fh: number, mode: number, offset: number, length: number): Promise<void> {
-    const h = this.handles.get(fh, 'fallocate')
-    if (!h.writable) throw fsError('EBADF', 'fallocate')
-    native.fallocate(h.fd, mode, offset, length)
+    this.files.fallocate(fh, mode, offset, length)
   }
 
   async lseek (fh: number, offset: number, whence: number): Promise<number> {
-    return native.lseek(this.handles.get(fh, 'lseek').fd, offset, whence)
+    return this.files.lseek(fh, offset, whence)
   }
 
   // ---- new names, removals, renames ----
@@ -391,17 +368,6 @@ export class UnionFs implements UnionFsApi {
   private mutable (syscall: string, p: string): Core {
     if (this.core === undefined) throw fsError('EROFS', syscall, p)
     return this.core
-  }
-
-  /**
-   * A handle whose file the union may change: one on the writable branch.
-   * A handle on a lower file (opened for reading) must not change it, and
-   * without a name the file cannot be copied up.
-   */
-  private upperHandle (fh: number, syscall: string): { fd: number } {
-    const h = this.handles.get(fh, syscall)
-    if (!h.onUpper) throw fsError('EROFS', syscall)
-    return h
   }
 
   /** Copies `p` up (a truncate copies only what it keeps) and returns the upper branch. */
