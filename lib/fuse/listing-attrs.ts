@@ -76,7 +76,7 @@ export class ListingAttrs {
 
   /**
    * Does a new listing of directory node `dir`, with `files` non-directory
-   * names, get attributes? Called once per directory handle.
+   * names, get attributes? Called once per listing (dirs.ts): at its first READDIRPLUS.
    */
   choose (dir: number, files: number): boolean {
     if (this.mode !== 'auto') return true
