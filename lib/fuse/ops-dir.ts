@@ -158,18 +158,25 @@ export const readdirplusOp = op<ReaddirIn, PlusPage>({
     const p = await page(ctx, h.nodeid, a, direntPlusSize)
     const all = p.listing.attrs ??= ctx.listingAttrs.choose(h.nodeid, fileCount(p.entries))
     if (!all) ctx.listingAttrs.listed(h.nodeid, nonDirNames(p))
+    const found: Array<EntryResult | undefined> = new Array(p.end - p.start).fill(undefined)
     const dir = ctx.nodes.pathOf(h.nodeid)
-    const attrs = await Promise.all(p.entries.slice(p.start, p.end).map(async (ent, k) => {
-      if (dir === undefined || p.start + k < 2 || !(all || isDir(ent))) return undefined
+    if (dir === undefined) return { ...p, found }
+    // The page's entries that get attributes, by index.
+    const wanted: number[] = []
+    for (let i = Math.max(p.start, 2); i < p.end; i++) if (all || isDir(p.entries[i])) wanted.push(i)
+    const paths = wanted.map((i) => joinPath(dir, p.entries[i].name))
+    const attrs = await Promise.all(paths.map(async (path) => {
       try {
-        return await ctx.fs.getattr(joinPath(dir, ent.name))
+        return await ctx.fs.getattr(path)
       } catch {
         return undefined
       }
     }))
     // Count the lookups only now, after the last await, right before the reply.
-    const found = attrs.map((attr, k) =>
-      attr === undefined || dir === undefined ? undefined : entryFor(ctx, joinPath(dir, p.entries[p.start + k].name), attr))
+    wanted.forEach((i, k) => {
+      const attr = attrs[k]
+      if (attr !== undefined) found[i - p.start] = entryFor(ctx, paths[k], attr)
+    })
     return { ...p, found }
   },
   encode: (e, p, ctx) => {
