@@ -105,7 +105,6 @@ class ThreadConnection implements Connection {
   private readonly shared: SharedState
   private worker: Worker | undefined
   private ended = false
-  /** Sends notices from this thread (same encoding, same device). */
 
   constructor (private readonly cfg: SessionConfig, private readonly spec: UnionThreadSpec, private readonly file: string) {
     this.log = new FuseLog(cfg.debug)

@@ -82,8 +82,9 @@ export interface FuseMountOptions {
    * sends none and answers EOPNOTSUPP itself: `ls -l` no longer costs two
    * requests per file (it asks for security.selinux and
    * system.posix_acl_access of each, and the kernel caches neither
-   * answer), but file capabilities and ACLs are not seen through the mount. The union keeps using its own xattrs on
-   * the branches, and copy-up still copies the lower file's.
+   * answer), but file capabilities and ACLs are not seen through the
+   * mount. The union keeps using its own xattrs on the branches, and
+   * copy-up still copies the lower file's.
    */
   xattr?: boolean
   /** One line per request and reply on stderr (also UNIONFS_TS_DEBUG=1). */
