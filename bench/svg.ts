@@ -18,7 +18,7 @@ const COLORS: Record<string, string> = {
   'unionfs-ts-noxattr': '#e377c2'
 }
 const DASHED = new Set(['native', 'unionfs-ts-nocache'])
-const SPARE = ['#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf']
+const SPARE = ['#8c564b', '#7f7f7f', '#bcbd22', '#17becf']
 
 const COLS = 4
 const PW = 300
