@@ -366,8 +366,9 @@ t.test('the bottom branch\'s opaque and redirect marks are not read: nothing lie
 
 t.test('lower indexes answer exactly what direct probing answers (random deep stacks)', async t => {
   // Random trees over 6 read-only branches and a writable one, with whiteouts
-  // and opaque markers in both dialects: every lookup and listing through the
-  // indexed resolver must equal the one through per-branch probing (cache off).
+  // and opaque markers in both dialects, and entries beside their own
+  // whiteout: every lookup and listing through the indexed resolver must
+  // equal the one through per-branch probing (cache off).
   let seed = 20261123
   const rand = (n: number): number => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n }
   const root = scratch(t)
@@ -387,6 +388,10 @@ t.test('lower indexes answer exactly what direct probing answers (random deep st
         case 3: fs.writeFileSync(path.join(path.dirname(full), '.wh.' + path.basename(full)), ''); break
         case 4: native.mknod(full, fs.constants.S_IFCHR, 0); break
         case 5: fs.mkdirSync(full); if (rand(2) === 0) fs.writeFileSync(full + '/.wh..wh..opq', ''); else native.lsetxattr(full, 'trusted.overlay.opaque', Buffer.from('y'), 0); break
+        case 6: // an entry and its own whiteout in one branch: the entry counts
+          if (rand(2) === 0) fs.mkdirSync(full); else fs.writeFileSync(full, b)
+          fs.writeFileSync(path.join(path.dirname(full), '.wh.' + path.basename(full)), '')
+          break
         default: break
       }
     }

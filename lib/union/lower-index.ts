@@ -80,47 +80,72 @@ export class LowerIndex {
     return this.lru.get(stackKey(stack))
   }
 
+  /**
+   * One readdir per branch directory, top first. Most names occur once, so
+   * they share one occurrence array per (position, kind), copied when a
+   * second occurrence comes: a fresh daemon's first walk builds an index
+   * per directory, and an array and an object per name made a fifth of it.
+   */
   private build (stack: readonly StackDir[]): DirIndex {
-    const names = new Map<string, Occurrence[]>()
+    const names = new Map<string, readonly Occurrence[]>()
     const listing: Listed[] = []
-    const listed = new Set<string>()
     const hidden = new Set<string>()
     stack.forEach(({ layer, rel }, pos) => {
       const branch = this.layers[layer]
+      const once = onceAt(pos)
       const whiteouts: string[] = []
-      const here = new Set<string>()
       for (const d of branch.readdir(rel)) {
         let name = d.name
+        const type = typeBits(d)
         let kind: OccurrenceKind
         if (name.startsWith(WH_PREFIX)) {
-          if (d.isDirectory()) continue // a stray `.wh.` directory means nothing
+          if (type === S_IFDIR) continue // a stray `.wh.` directory means nothing
           name = name.slice(WH_PREFIX.length)
           if (name.startsWith(WH_PREFIX)) continue // `.wh..wh..opq` and other markers
           kind = 'whiteout'
-        } else if (d.isCharacterDevice() && isWhiteoutDevice(branch, childRel(rel, name))) {
+        } else if (type === S_IFCHR && isWhiteoutDevice(branch, childRel(rel, name))) {
           kind = 'whiteout'
         } else {
-          kind = d.isDirectory() ? 'dir' : 'other'
-          here.add(name)
-          if (!hidden.has(name) && !listed.has(name)) {
-            listed.add(name)
-            listing.push({ name, type: typeBits(d) })
-          }
+          kind = type === S_IFDIR ? 'dir' : 'other'
         }
-        let occ = names.get(name)
-        if (occ === undefined) names.set(name, occ = [])
+        const occ = names.get(name)
+        if (occ === undefined) {
+          names.set(name, once[kind])
+          if (kind === 'whiteout') whiteouts.push(name)
+          else if (!hidden.has(name)) listing.push({ name, type })
+          continue
+        }
         const last = occ[occ.length - 1]
-        if (last?.pos === pos) {
-          if (last.kind === 'whiteout' && kind !== 'whiteout') occ[occ.length - 1] = { pos, kind }
+        if (last.pos === pos) {
+          // An entry and an AUFS whiteout of one name in one branch: the entry
+          // counts (listed unless a branch above listed or hid it).
+          if (last.kind !== 'whiteout' || kind === 'whiteout') continue
+          names.set(name, [...occ.slice(0, -1), { pos, kind }])
         } else {
-          occ.push({ pos, kind })
+          names.set(name, [...occ, { pos, kind }])
         }
         if (kind === 'whiteout') whiteouts.push(name)
+        else if (!hidden.has(name) && !occ.some((o) => o.kind !== 'whiteout')) listing.push({ name, type })
       }
-      for (const name of whiteouts) if (!here.has(name)) hidden.add(name)
+      // A whiteout hides its name in the branches below. (Where this branch
+      // has the name too, it was listed here: hiding it below changes nothing.)
+      for (const name of whiteouts) hidden.add(name)
     })
     return { names, listing }
   }
+}
+
+const { S_IFDIR, S_IFCHR } = fs.constants
+const ONCE: Array<Record<OccurrenceKind, readonly Occurrence[]>> = []
+
+/** The shared arrays of a name that occurs once, at stack position `pos`. */
+function onceAt (pos: number): Record<OccurrenceKind, readonly Occurrence[]> {
+  while (ONCE.length <= pos) {
+    const p = ONCE.length
+    const one = (kind: OccurrenceKind): readonly Occurrence[] => Object.freeze([Object.freeze({ pos: p, kind })])
+    ONCE.push({ dir: one('dir'), other: one('other'), whiteout: one('whiteout') })
+  }
+  return ONCE[pos]
 }
 
 function stackKey (stack: readonly StackDir[]): string {
@@ -136,8 +161,8 @@ function isWhiteoutDevice (branch: ReadonlyBranch, rel: string): boolean {
 
 export function typeBits (d: fs.Dirent): number {
   const c = fs.constants
-  if (d.isDirectory()) return c.S_IFDIR
   if (d.isFile()) return c.S_IFREG
+  if (d.isDirectory()) return c.S_IFDIR
   if (d.isSymbolicLink()) return c.S_IFLNK
   if (d.isCharacterDevice()) return c.S_IFCHR
   if (d.isBlockDevice()) return c.S_IFBLK

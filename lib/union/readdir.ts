@@ -38,7 +38,13 @@ export function mergedListing (resolver: Resolver, dir: Entry): DirEntry[] {
     if (layer > 0 && resolver.lowerIndex !== undefined) {
       // The read-only rest of the stack, merged once and kept (and the
       // lookups that follow a listing find their index built).
-      for (const e of resolver.lowerIndex.get(stack.slice(i)).listing) add(e.name, e.type)
+      const listing = resolver.lowerIndex.get(stack.slice(i)).listing
+      if (out.length === 0 && hidden.size === 0) {
+        // Nothing above it (no upper directory): its names are unique already.
+        for (const e of listing) out.push({ name: e.name, ino: UNKNOWN_INO, type: e.type })
+      } else {
+        for (const e of listing) add(e.name, e.type)
+      }
       break
     }
     const branch = resolver.layers[layer]
