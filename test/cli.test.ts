@@ -21,6 +21,7 @@ import * as os from 'node:os'
 import * as path from 'node:path'
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { cpuSeconds } from '../bench/proc'
+import { daemonNodeArgs } from '../lib/cli'
 
 const ROOT = path.resolve(__dirname, '..')
 const CLI = path.join(ROOT, 'bin', 'unionfs-ts.js')
@@ -158,6 +159,17 @@ if (!built) {
   t.fail('dist/ is not built: run `npx tsc -p tsconfig.json` (npm test does) before this test')
 }
 
+t.test('the daemon\'s V8 pool: the CPUs left after two, from 1 to 4; a size given to Node stands', async t => {
+  t.same(daemonNodeArgs(1), ['--v8-pool-size=1'])
+  t.same(daemonNodeArgs(2), ['--v8-pool-size=1'])
+  t.same(daemonNodeArgs(4), ['--v8-pool-size=2'])
+  t.same(daemonNodeArgs(64), ['--v8-pool-size=4'])
+  const saved = process.env.NODE_OPTIONS
+  process.env.NODE_OPTIONS = '--v8-pool-size=3'
+  t.teardown(() => { if (saved === undefined) delete process.env.NODE_OPTIONS; else process.env.NODE_OPTIONS = saved })
+  t.same(daemonNodeArgs(2), [])
+})
+
 t.test('help and version', { skip: !built && 'not built' }, async t => {
   for (const h of ['help', '--help', '-h']) {
     const r = cli(h)
@@ -249,6 +261,8 @@ t.test('daemon mode, branch-list syntax: ready on return, then unionfs-ts umount
   t.not(pids[0], undefined)
   const ppid = fs.readFileSync(`/proc/${pids[0]}/stat`, 'utf8').split(') ')[1]?.split(' ')[1]
   t.not(Number(ppid), process.pid, 'the daemon is detached from us')
+  const argv = fs.readFileSync(`/proc/${pids[0]}/cmdline`, 'utf8').split('\0')
+  t.equal(argv[1], `--v8-pool-size=${Math.min(4, Math.max(1, os.availableParallelism() - 2))}`, 'V8 gets the CPUs the serving thread and its caller leave')
 
   const u = cli('umount', tr.m)
   t.equal(u.status, 0, `umount exits 0 ${u.stderr}`)
