@@ -10,7 +10,7 @@ import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 
-import { splitMs } from '../lib/fuse/codec'
+import { Encoder, direntSize, splitMs } from '../lib/fuse/codec'
 import { NodeTable } from '../lib/fuse/nodes'
 import { mountFuse } from '../lib/fuse/mount'
 import type { Attr, UnionFsApi } from '../lib/union/types'
@@ -94,6 +94,33 @@ t.test('times split into seconds and nanoseconds', async (t) => {
   t.same(splitMs(999.9999999999), { sec: 1, nsec: 0 }, 'rounding carries into the seconds')
 })
 
+t.test('the encoder: fields through its word view, UTF-8 names, nothing past the buffer', async (t) => {
+  const e = new Encoder(64)
+  e.begin()
+  e.u64(-2)
+  e.u32(0xffffffff)
+  t.same([...e.buf.subarray(16, 28)], [0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], 'negative u64 in two\'s complement, u32 low bits')
+  e.begin()
+  e.u64(2 ** 40 + 5)
+  t.equal(e.buf.readUInt32LE(16) + e.buf.readUInt32LE(20) * 2 ** 32, 2 ** 40 + 5, 'u64 above 2^32')
+  e.begin()
+  e.dirent(7, 3, 8, 'naïve-日本')
+  const len = Buffer.byteLength('naïve-日本')
+  t.equal(e.buf.readUInt32LE(16 + 16), len, 'namelen counts UTF-8 bytes')
+  t.equal(e.buf.toString('utf8', 16 + 24, 16 + 24 + len), 'naïve-日本', 'the name as UTF-8')
+  t.equal(direntSize('naïve-日本'), e.pos - 16, 'direntSize agrees with what was written')
+  t.equal((e.pos - 16) % 8, 0, 'padded to 8')
+  e.begin()
+  e.str('abc', false)
+  e.u32(0x01020304)
+  t.equal(e.buf.readUInt32LE(19), 0x01020304, 'a field at an odd offset')
+  e.begin()
+  e.pos = 64
+  t.throws(() => { e.u32(1) }, RangeError, 'a field past the end is refused')
+  e.pos = 40
+  t.throws(() => { e.zero(40) }, RangeError, 'zeros past the end are refused')
+})
+
 t.test('a mount with passthrough off: every read and write reaches the server', async (t) => {
   const s = await serve(t, { passthrough: false })
   t.ok(isMounted(s.mnt), 'the mount is in /proc/mounts')
@@ -120,6 +147,7 @@ t.test('a mount with passthrough off: every read and write reaches the server', 
     fs.mkdirSync(s.r('list/sub'))
     fs.symlinkSync('sub', s.r('list/ln'))
     for (let i = 0; i < 700; i++) fs.writeFileSync(s.r(`list/file-with-a-longish-name-${i}`), '')
+    fs.writeFileSync(s.r('list/naïve-日本'), '') // a name that is not ASCII
     const names = fs.readdirSync(s.m('list')).sort()
     t.same(names, fs.readdirSync(s.r('list')).sort(), 'same names as the directory underneath')
     const types = new Map(fs.readdirSync(s.m('list'), { withFileTypes: true }).map((d) => [d.name, d]))
@@ -132,7 +160,7 @@ t.test('a mount with passthrough off: every read and write reaches the server', 
     let n = 0
     while (dir.readSync() !== null) n++
     dir.closeSync()
-    t.equal(n, 702, 'opendir/readdir sees every entry once')
+    t.equal(n, 703, 'opendir/readdir sees every entry once')
   })
 
   t.test('create, write and read back 3 MiB', async (t) => {

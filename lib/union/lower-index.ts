@@ -128,7 +128,8 @@ export class LowerIndex {
         else if (!hidden.has(name) && !occ.some((o) => o.kind !== 'whiteout')) listing.push({ name, type })
       }
       // A whiteout hides its name in the branches below. (Where this branch
-      // has the name too, it was listed here: hiding it below changes nothing.)
+      // has the name too, it was listed here or hidden from above already:
+      // hiding it below changes nothing.)
       for (const name of whiteouts) hidden.add(name)
     })
     return { names, listing }
