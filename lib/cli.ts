@@ -1,6 +1,6 @@
 /**
- * The command line: argv -> Options -> a served mount; the daemon's life
- * (readiness, signals, pid file); `umount`.
+ * The command line: argv -> Options -> a served mount (lib/server.ts);
+ * the daemon's life (readiness, signals, pid file); `umount`.
  *
  *   unionfs-ts mount [-o OPTIONS] [-f] BRANCH[:BRANCH...] MOUNTPOINT
  *   unionfs-ts mount -o lowerdir=L1:L2,upperdir=U,workdir=W[,...] [-f] MOUNTPOINT
@@ -8,37 +8,28 @@
  *   unionfs-ts umount MOUNTPOINT
  *   unionfs-ts layer|store|image|container ...   (lib/layers/commands.ts)
  *
- * Processes. Only a `-f` process serves a mount; it never touches the
- * mountpoint itself (a synchronous call into its own mount would wait for
- * the very thread that must answer it). Without -f, `mount` validates the
- * arguments, starts `unionfs-ts mount ... -f` detached, and waits on a
- * readiness pipe (fd 3 in the child, named by UNIONFS_TS_NOTIFY_FD): the
- * child writes `ready PID` once the kernel accepted the mount, or
- * `error MESSAGE`. The daemon's stdout and stderr are the log= file or
- * /dev/null, never a pipe of the parent's: a write after the parent exited
- * would fail with EPIPE and take the daemon down with its mount.
+ * Processes. Only a `-f` process serves a mount. Without -f, `mount`
+ * starts one detached and returns once it reports the mount ready
+ * (lib/server.ts says how).
  *
  * Ending. SIGINT, SIGTERM and SIGHUP unmount cleanly (the transport
  * detaches a busy mount lazily and the daemon serves its last users until
  * they let go); if unmounting fails, the daemon logs it and keeps serving
  * rather than leave a dead mount. When the kernel side goes away (plain
- * `umount MNT`), the daemon flushes the union and exits 0. The daemon records its pid in a file named after
- * the mountpoint, so `unionfs-ts umount` can wait for it to be gone.
+ * `umount MNT`), the daemon flushes the union and exits 0. The daemon
+ * records its pid (lib/pid-files.ts), so `unionfs-ts umount` can wait for
+ * it to be gone.
  *
  * Errors. Bad input is one line on stderr and exit status 1.
  */
-import { spawn, execFile, type ChildProcess } from 'node:child_process'
-import { createHash } from 'node:crypto'
+import { execFile } from 'node:child_process'
 import * as fs from 'node:fs'
-import * as os from 'node:os'
 import * as path from 'node:path'
-import { FSTYPE, mountAt, OptionsError, parseOptions, resolveOptions, toArgs, type MountSpec, type Options, type ParseMode } from './options'
-import { settles } from './settles'
-import type { UnionFs } from './union/union-fs'
-import type { FuseSession } from './fuse'
+import { FSTYPE, mountAt, OptionsError, parseOptions, resolveOptions, type MountSpec, type Options, type ParseMode } from './options'
+import { isDaemon, readPidFile, removePidFile, writePidFile } from './pid-files'
+import { packageRoot, serve, spawnServer, takeNotifier, type Notifier, type Server } from './server'
 
 const NAME = 'unionfs-ts'
-const NOTIFY_ENV = 'UNIONFS_TS_NOTIFY_FD'
 const UMOUNT_WAIT_MS = 10_000
 
 const USAGE = `usage:
@@ -99,278 +90,6 @@ OPTIONS (comma-separated):
                          a fallback with the limits the README lists)
 mount(8) options such as rw, dev, suid, noatime, defaults are ignored.
 `
-
-// ---------------------------------------------------------------------------
-// Serving (the -f process, and the library's in-process form)
-
-export interface Server {
-  readonly options: Options
-  readonly fs: UnionFs
-  readonly session: FuseSession
-  /** Resolves once the kernel side is gone and the union is flushed (fs.destroy() ran). */
-  readonly closed: Promise<void>
-  /** Unmount and wait for `closed`. */
-  close: () => Promise<void>
-}
-
-/**
- * Open the union and mount it in this process. The caller must not touch
- * the mountpoint from this process afterwards.
- */
-export async function serve (options: Options): Promise<Server> {
-  // Loaded here, not at the top: `umount`, `help` and bad input never pay
-  // for loading the core, the transport and the native addon.
-  const { UnionFs } = await import('./union/union-fs')
-  const mountFuse = options.backend === 'fuse-native'
-    ? (await import('./fuse-native')).mountFuseNative
-    : (await import('./fuse')).mountFuse
-  const union = await UnionFs.open(options.union)
-  const tracer = options.trace === undefined ? undefined : (await import('./observe/trace')).startTrace(union, options.trace)
-  let session: FuseSession
-  try {
-    session = await mountFuse(union, options.mountpoint, options.fuse)
-  } catch (err) {
-    tracer?.close()
-    await union.destroy().catch(() => {})
-    throw err
-  }
-  return {
-    options,
-    fs: union,
-    session,
-    // The transport runs fs.destroy() before `closed` resolves.
-    closed: session.closed.finally(() => tracer?.close()),
-    close: async () => {
-      await session.unmount()
-      await session.closed
-    }
-  }
-}
-
-// ---------------------------------------------------------------------------
-// Readiness pipe
-
-interface Notifier {
-  ready: () => void
-  error: (message: string) => void
-}
-
-/** The readiness pipe this process was started with, if any (taken once). */
-function takeNotifier (): Notifier {
-  const raw = process.env[NOTIFY_ENV]
-  delete process.env[NOTIFY_ENV]
-  const fd = raw === undefined || !/^[0-9]+$/.test(raw) ? -1 : Number(raw)
-  let open = fd >= 0
-  const send = (line: string): void => {
-    if (!open) return
-    open = false
-    try {
-      fs.writeSync(fd, line + '\n')
-    } catch {
-      // The parent is gone; nobody is waiting.
-    }
-    try { fs.closeSync(fd) } catch {}
-  }
-  return {
-    ready: () => send(`ready ${process.pid}`),
-    error: (message) => send(`error ${message}`)
-  }
-}
-
-/** The project's root: where bin/unionfs-ts.js lives (from lib/ or dist/lib/). */
-function packageRoot (): string {
-  let dir = __dirname
-  for (let i = 0; i < 4; i++) {
-    if (fs.existsSync(path.join(dir, 'bin', 'unionfs-ts.js')) && fs.existsSync(path.join(dir, 'package.json'))) return dir
-    dir = path.dirname(dir)
-  }
-  throw new Error(`cannot find bin/unionfs-ts.js above ${__dirname}`)
-}
-
-export interface SpawnHow {
-  /** A daemon: own session, outlives this process. */
-  detached: boolean
-  /** Where the child's stderr goes when options.log is not set. */
-  stderr: 'ignore' | 'inherit'
-}
-
-export interface Spawned {
-  child: ChildProcess
-  pid: number
-}
-
-/**
- * The daemon's Node flags: V8's pool of background threads (its optimizing
- * compiler's jobs, the garbage collector's helpers) gets the CPUs left once
- * the serving thread and the program using the mount have one each: at
- * least 1, at most Node's default of 4. On this 2-core VM the default pool
- * ran up to four compiles beside the two busy threads, and a fresh daemon
- * spent more CPU compiling than serving; with one, cold `ls -lR` of 4,000
- * files took 0.64 s instead of 0.93, `find` 0.10 instead of 0.14 and 4,000
- * missing names 0.16 instead of 0.24 (medians of 6-8 fresh mounts each,
- * README "FUSE backends"). A pool size the caller gave Node stands.
- */
-export function daemonNodeArgs (cpus = os.availableParallelism()): string[] {
-  const given = [...process.execArgv, process.env.NODE_OPTIONS ?? ''].some((a) => a.includes('--v8-pool-size'))
-  return given ? [] : [`--v8-pool-size=${Math.min(4, Math.max(1, cpus - 2))}`]
-}
-
-/**
- * Start `unionfs-ts mount ... -f` for `options` and resolve once it reports
- * the mount ready; reject with its one-line error otherwise.
- */
-export async function spawnServer (options: Options, how: SpawnHow): Promise<Spawned> {
-  const bin = path.join(packageRoot(), 'bin', 'unionfs-ts.js')
-  const logFd = options.log === undefined ? undefined : fs.openSync(options.log, 'a', 0o644)
-  let child: ChildProcess
-  try {
-    child = spawn(process.execPath, [...daemonNodeArgs(), bin, 'mount', ...toArgs({ ...options, foreground: true })], {
-      detached: how.detached,
-      stdio: ['ignore', logFd ?? 'ignore', logFd ?? how.stderr, 'pipe'],
-      env: { ...process.env, [NOTIFY_ENV]: '3' }
-    })
-  } finally {
-    if (logFd !== undefined) fs.closeSync(logFd)
-  }
-  const pipe = child.stdio[3] as NodeJS.ReadableStream & { destroy: () => void }
-  const line = await new Promise<string>((resolve) => {
-    let buf = ''
-    let done = false
-    const finish = (s: string): void => {
-      if (done) return
-      done = true
-      pipe.destroy()
-      resolve(s)
-    }
-    pipe.setEncoding('utf8')
-    pipe.on('data', (chunk: string) => {
-      buf += chunk
-      const nl = buf.indexOf('\n')
-      if (nl >= 0) finish(buf.slice(0, nl))
-    })
-    pipe.on('error', () => finish(buf))
-    pipe.on('end', () => finish(buf))
-    child.on('error', (err) => finish(`error cannot start ${bin}: ${err.message}`))
-  })
-  if (line.startsWith('ready ')) return { child, pid: child.pid ?? Number(line.slice(6)) }
-  if (line.startsWith('error ')) {
-    // The daemon said why and is on its way out: report once it is gone,
-    // so a failed mount leaves no process behind when the command returns.
-    if (!await settles(exitCode(child), FAILED_EXIT_MS)) child.kill('SIGKILL')
-    throw new Error(line.slice(6))
-  }
-  const code = await exitCode(child)
-  const where = options.log === undefined ? '' : ` (see ${options.log})`
-  throw new Error(`the daemon exited (${code}) before the mount was ready${where}`)
-}
-
-/** How long a daemon that reported a failed mount gets to exit before it is killed. */
-const FAILED_EXIT_MS = 10_000
-
-function exitCode (child: ChildProcess): Promise<string> {
-  if (child.exitCode !== null) return Promise.resolve(`status ${child.exitCode}`)
-  if (child.signalCode !== null) return Promise.resolve(`signal ${child.signalCode}`)
-  return new Promise(resolve => child.once('exit', (c, s) => resolve(s !== null ? `signal ${s}` : `status ${c ?? '?'}`)))
-}
-
-// ---------------------------------------------------------------------------
-// Pid files: which process serves which mountpoint
-
-export function pidDir (): string {
-  const uid = process.getuid?.() ?? -1
-  if (uid === 0) return '/run/unionfs-ts'
-  const xdg = process.env.XDG_RUNTIME_DIR
-  if (xdg !== undefined && xdg !== '') return path.join(xdg, 'unionfs-ts')
-  return path.join(os.tmpdir(), `unionfs-ts-${uid}`)
-}
-
-export function pidFile (mountpoint: string): string {
-  const key = createHash('sha256').update(mountpoint).digest('hex').slice(0, 32)
-  return path.join(pidDir(), `${key}.pid`)
-}
-
-/** The clock tick `pid` started at (/proc/PID/stat field 22): with the pid, it names one process for good. */
-function startTime (pid: number): string | undefined {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]
-  } catch {
-    return undefined
-  }
-}
-
-/** The pid directory, made if missing; refused when it is not this user's own private directory. */
-function ownPidDir (): string {
-  const dir = pidDir()
-  fs.mkdirSync(dir, { recursive: true, mode: 0o700 })
-  const st = fs.lstatSync(dir)
-  const uid = process.getuid?.() ?? 0
-  if (!st.isDirectory() || st.uid !== uid || (st.mode & 0o022) !== 0) {
-    throw new Error(`${dir} is not a directory of uid ${uid} that only it can write`)
-  }
-  return dir
-}
-
-/** The pid file holds: pid, mountpoint, the process's start time (a pid alone may be reused). */
-function writePidFile (mountpoint: string): void {
-  try {
-    sweepPidDir(ownPidDir())
-    const file = pidFile(mountpoint)
-    const tmp = `${file}.${process.pid}`
-    fs.writeFileSync(tmp, `${process.pid}\n${mountpoint}\n${startTime(process.pid) ?? ''}\n`, { mode: 0o644 })
-    fs.renameSync(tmp, file)
-  } catch (err) {
-    logLine(`cannot record the daemon's pid: ${oneLine(err)}`)
-  }
-}
-
-/** The daemon a pid file names, if that process still runs: [pid, mountpoint]. */
-function readPid (file: string): [number, string] | undefined {
-  try {
-    const [pid, mnt, started] = fs.readFileSync(file, 'utf8').split('\n')
-    if (!/^[0-9]+$/.test(pid)) return undefined
-    if (started !== undefined && started !== '' ? startTime(Number(pid)) !== started : !isDaemon(Number(pid))) return undefined
-    return [Number(pid), mnt]
-  } catch {
-    return undefined
-  }
-}
-
-/** The daemon serving `mountpoint` by its pid file, if that process still runs. */
-function readPidFile (mountpoint: string): number | undefined {
-  const r = readPid(pidFile(mountpoint))
-  return r !== undefined && r[1] === mountpoint ? r[0] : undefined
-}
-
-/**
- * Removes what killed daemons left: pid files whose process is gone, with
- * their stats socket and cookie (lib/observe/channel.ts names them alike).
- */
-function sweepPidDir (dir: string): void {
-  for (const name of fs.readdirSync(dir)) {
-    if (!name.endsWith('.pid')) continue
-    const file = path.join(dir, name)
-    if (readPid(file) !== undefined) continue
-    for (const ext of ['.pid', '.sock', '.cookie']) {
-      try { fs.unlinkSync(file.slice(0, -'.pid'.length) + ext) } catch {}
-    }
-  }
-}
-
-function removePidFile (mountpoint: string): void {
-  if (readPidFile(mountpoint) === process.pid) {
-    try { fs.unlinkSync(pidFile(mountpoint)) } catch {}
-  }
-}
-
-/** `pid` is alive and still a unionfs-ts process (not a recycled pid). */
-function isDaemon (pid: number): boolean {
-  try {
-    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(NAME)
-  } catch {
-    return false
-  }
-}
 
 // ---------------------------------------------------------------------------
 // Unmounting by path
@@ -479,7 +198,11 @@ async function foreground (options: Options, notify: Notifier): Promise<number> 
     logLine(msg)
     return 1
   }
-  writePidFile(options.mountpoint)
+  try {
+    writePidFile(options.mountpoint)
+  } catch (err) {
+    logLine(`cannot record the daemon's pid: ${oneLine(err)}`)
+  }
   // `unionfs-ts stats` and `inspect` ask the daemon over this (lib/observe/channel.ts).
   const channel = await (await import('./observe/daemon')).openStatsChannel(server).catch((err: unknown) => {
     logLine(`no stats channel for ${options.mountpoint}: ${oneLine(err)}`)

@@ -18,9 +18,11 @@
  */
 import type { ChildProcess } from 'node:child_process'
 import { readMountInfo, resolveOptions, type MountSpec } from './options'
-import { spawnServer, unmountPath } from './cli'
+import { unmountPath } from './cli'
+import { spawnServer } from './server'
 
-export { serve, unmountPath, type Server } from './cli'
+export { unmountPath } from './cli'
+export { serve, type Server } from './server'
 export {
   parseOptions, resolveOptions, toArgs, OptionsError, FSTYPE,
   type Options, type ParseMode, type MountSpec, type MountSettings, type BranchSpec, type FuseMountOptions, type Backend

@@ -21,7 +21,7 @@ import * as os from 'node:os'
 import * as path from 'node:path'
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { cpuSeconds } from '../bench/proc'
-import { daemonNodeArgs } from '../lib/cli'
+import { daemonNodeArgs } from '../lib/server'
 
 const ROOT = path.resolve(__dirname, '..')
 const CLI = path.join(ROOT, 'bin', 'unionfs-ts.js')

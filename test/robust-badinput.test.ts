@@ -35,7 +35,7 @@ import { alive, daemonPid, fdTable, python, sleep, spawnChild, waitFor } from '.
 
 const isRoot = process.getuid?.() === 0
 
-/** The CLI's pid file for a mountpoint (lib/cli.ts names it after the path's sha256). */
+/** The CLI's pid file for a mountpoint (lib/pid-files.ts names it after the path's sha256). */
 function pidFileOf (mnt: string): string {
   return path.join('/run/unionfs-ts', createHash('sha256').update(mnt).digest('hex').slice(0, 32) + '.pid')
 }

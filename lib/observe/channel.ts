@@ -24,7 +24,7 @@ import * as fs from 'node:fs'
 import * as net from 'node:net'
 import * as os from 'node:os'
 import * as path from 'node:path'
-import { pidDir, pidFile } from '../cli'
+import { pidDir, pidFile } from '../pid-files'
 import { mountAt } from '../options'
 
 const MAX_REQUEST = 4096

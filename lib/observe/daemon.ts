@@ -3,7 +3,7 @@
  * counters, and the configuration `inspect` walks), opened by the `-f`
  * process once the mount is live and closed when it ends.
  */
-import type { Server } from '../cli'
+import type { Server } from '../server'
 import { openChannel, type Channel } from './channel'
 
 export interface BranchInfo {

@@ -5,7 +5,7 @@
  * leaves, and child processes run with a deadline.
  *
  * The pid file is /run/unionfs-ts/<first 32 hex digits of sha256(mountpoint)>.pid
- * (lib/cli.ts), holding the pid and the mountpoint on two lines; a pid is
+ * (lib/pid-files.ts), holding the pid and the mountpoint on two lines; a pid is
  * only trusted while /proc/PID/cmdline still names unionfs-ts.
  *
  * Children run asynchronously with their output in files: a hung mount
