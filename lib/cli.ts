@@ -25,7 +25,9 @@
 import { execFile } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
-import { FSTYPE, mountAt, OptionsError, parseOptions, resolveOptions, type MountSpec, type Options, type ParseMode } from './options'
+import { mountAt } from './mountinfo'
+import { parseOptions, type ParseMode } from './option-syntax'
+import { FSTYPE, OptionsError, resolveOptions, type MountSpec, type Options } from './options'
 import { isDaemon, readPidFile, removePidFile, writePidFile } from './pid-files'
 import { packageRoot, serve, spawnServer, takeNotifier, type Notifier, type Server } from './server'
 

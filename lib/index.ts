@@ -17,15 +17,17 @@
  * never touches the mountpoint may call it.
  */
 import type { ChildProcess } from 'node:child_process'
-import { readMountInfo, resolveOptions, type MountSpec } from './options'
+import { readMountInfo } from './mountinfo'
+import { resolveOptions, type MountSpec } from './options'
 import { unmountPath } from './cli'
 import { spawnServer } from './server'
 
 export { unmountPath } from './cli'
 export { serve, type Server } from './server'
+export { parseOptions, toArgs, type ParseMode } from './option-syntax'
 export {
-  parseOptions, resolveOptions, toArgs, OptionsError, FSTYPE,
-  type Options, type ParseMode, type MountSpec, type MountSettings, type BranchSpec, type FuseMountOptions, type Backend
+  resolveOptions, OptionsError, FSTYPE,
+  type Options, type MountSpec, type MountSettings, type BranchSpec, type FuseMountOptions, type Backend
 } from './options'
 export { UnionFs } from './union/union-fs'
 export type { UnionConfig, WhiteoutDialect } from './union/config'

@@ -11,7 +11,7 @@ import * as fs from 'node:fs'
 import * as net from 'node:net'
 import * as path from 'node:path'
 import { CLI, cliBuilt, isMounted, run, tmpdir, withUnion } from './helpers/mount'
-import { parseOptions, toArgs } from '../lib/options'
+import { parseOptions, toArgs } from '../lib/option-syntax'
 import { channelPaths } from '../lib/observe/channel'
 
 const BIG = 3 * 1024 * 1024 + 17

@@ -1,5 +1,5 @@
 /**
- * lib/options.ts in-process, on temp dirs: every accepted form of both
+ * lib/options.ts and lib/option-syntax.ts in-process, on temp dirs: every accepted form of both
  * syntaxes, and every validation error, each one line, with nothing created
  * on disk (checked by comparing a full snapshot of the temp tree).
  */
@@ -8,10 +8,8 @@ import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import { spawnSync } from 'node:child_process'
-import {
-  parseOptions, resolveOptions, toArgs, OptionsError, WORKDIR_NAME, DEFAULT_CACHE_ENTRIES,
-  type Options
-} from '../lib/options'
+import { parseOptions, toArgs } from '../lib/option-syntax'
+import { resolveOptions, OptionsError, WORKDIR_NAME, DEFAULT_CACHE_ENTRIES, type Options } from '../lib/options'
 import { defaultSpinUs } from '../lib/fuse/types'
 
 const isRoot = process.getuid?.() === 0

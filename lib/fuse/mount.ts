@@ -30,7 +30,7 @@
  */
 import * as fs from 'node:fs'
 import * as path from 'node:path'
-import { mountAt } from '../options'
+import { mountAt } from '../mountinfo'
 import { settles } from '../settles'
 import type { UnionFsApi } from '../union/types'
 import { fuserUnmount, fusermountFd } from './fusermount'

@@ -25,7 +25,7 @@ import * as net from 'node:net'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import { pidDir, pidFile } from '../pid-files'
-import { mountAt } from '../options'
+import { mountAt } from '../mountinfo'
 
 const MAX_REQUEST = 4096
 

@@ -1,7 +1,7 @@
 /**
  * What a union is built from: the validated, frozen configuration the core
- * takes. lib/options.ts turns both command-line syntaxes into this; the
- * library API takes it directly.
+ * takes. lib/options.ts turns both command-line syntaxes (parsed by
+ * lib/option-syntax.ts) into this; the library API takes it directly.
  */
 export type WhiteoutDialect = 'aufs' | 'overlay'
 
