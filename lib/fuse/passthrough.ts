@@ -122,7 +122,8 @@ export class Passthrough {
   private readonly byNode = new Map<FuseNode, NodeIo>()
   private readonly byFh = new Map<number, { node: FuseNode, backing: Backing | undefined }>()
   private readonly warned = new Set<string>()
-  private readonly counts = { passthrough: 0, cached: 0, registered: 0 }
+  /** `backings` counts the nodes holding one now (stats() runs after every request: no walk over the nodes). */
+  private readonly counts = { passthrough: 0, cached: 0, registered: 0, backings: 0 }
 
   constructor (
     private readonly devFd: number,
@@ -147,9 +148,7 @@ export class Passthrough {
   }
 
   stats (): PassthroughStats {
-    let backings = 0
-    for (const n of this.byNode.values()) if (n.backing !== undefined) backings++
-    return { ...this.counts, backings }
+    return { ...this.counts }
   }
 
   /** Handle `fh` was opened on `node`: the I/O mode its open reply asks for. */
@@ -184,6 +183,7 @@ export class Passthrough {
       n.cached--
     } else if (--h.backing.users === 0) {
       n.backing = undefined
+      this.counts.backings--
       this.closeId(h.backing.id)
     }
     if (n.backing === undefined && n.cached === 0) this.byNode.delete(h.node)
@@ -240,6 +240,7 @@ export class Passthrough {
       return undefined
     }
     this.counts.registered++
+    this.counts.backings++
     n.backing = { id, dev: st.dev, ino: st.ino, users: 0 }
     return n.backing
   }
