@@ -94,11 +94,6 @@ export class ListingAttrs {
     return false
   }
 
-  /** Is directory `dir`'s listing the one watched? */
-  watches (dir: number): boolean {
-    return this.watch?.dir === dir
-  }
-
   /** A page of directory `dir` went out without attributes: watch its non-directory names. */
   listed (dir: number, names: readonly string[]): void {
     const w = this.watch

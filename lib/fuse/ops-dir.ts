@@ -159,7 +159,7 @@ export const readdirplusOp = op<ReaddirIn, PlusPage>({
   run: async (ctx, h, a) => {
     const p = await page(ctx, h.nodeid, a, direntPlusSize)
     const all = p.listing.attrs ??= ctx.listingAttrs.choose(h.nodeid, fileCount(p.entries))
-    if (!all && ctx.listingAttrs.watches(h.nodeid)) ctx.listingAttrs.listed(h.nodeid, nonDirNames(p))
+    if (!all) ctx.listingAttrs.listed(h.nodeid, nonDirNames(p))
     const found: Array<EntryResult | undefined> = new Array(p.end - p.start).fill(undefined)
     const dir = ctx.nodes.pathOf(h.nodeid)
     if (dir === undefined) return { ...p, found }
