@@ -77,6 +77,8 @@ OPTIONS (comma-separated):
   xattr=on|off           extended attributes through the mount (default on;
                          off: the kernel stops asking after one ENOSYS, and
                          ls -l saves two requests per file)
+  acl=on|off             the kernel enforces POSIX ACLs (default on; off,
+                         or noacl: it checks the mode bits alone)
   allow_other            let other users in (default as root)
   ro                     every branch read-only
   fsname=NAME            the source shown in /proc/mounts

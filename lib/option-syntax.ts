@@ -157,6 +157,7 @@ function applyOption (spec: Partial<MountSpec>, item: string): void {
     case 'readahead': spec.readahead = parseNumber(key, value, true); return
     case 'readdirplus': spec.readdirplus = readdirPlusMode(value); return
     case 'xattr': spec.xattr = parseBool(key, value); return
+    case 'acl': spec.acl = parseBool(key, value); return
     case 'debug': spec.debug = parseBool(key, value); return
     case 'allow_other': spec.allowOther = parseBool(key, value); return
     case 'fsname': spec.fsname = needValue(key, value); return
@@ -168,6 +169,7 @@ function applyOption (spec: Partial<MountSpec>, item: string): void {
       spec.traceFormat = value
       return
     case 'ro': if (raw === undefined) { spec.readOnly = true; return } break
+    case 'noacl': if (raw === undefined) { spec.acl = false; return } break // fuse-overlayfs' spelling
   }
   throw new OptionsError(`unknown option '${key}'`)
 }
@@ -261,6 +263,7 @@ export function toArgs (options: Options): string[] {
     `readahead=${fuse.readahead}`,
     `readdirplus=${fuse.readdirplus}`,
     `xattr=${fuse.xattr ? 'on' : 'off'}`,
+    `acl=${fuse.acl ? 'on' : 'off'}`,
     `debug=${fuse.debug ? 'on' : 'off'}`,
     `allow_other=${fuse.allowOther ? 'on' : 'off'}`,
     `fsname=${escapeValue(fuse.fsname)}`,

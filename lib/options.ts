@@ -81,6 +81,7 @@ export interface MountSettings {
   readahead?: number
   readdirplus?: ReaddirPlusMode
   xattr?: boolean
+  acl?: boolean
   debug?: boolean
   allowOther?: boolean
   fsname?: string
@@ -263,6 +264,7 @@ export function resolveOptions (spec: MountSpec): Options {
     readahead: nonNegative('readahead', spec.readahead, true) ?? DEFAULT_READAHEAD_KB,
     readdirplus: spec.readdirplus === undefined ? 'auto' : readdirPlusMode(spec.readdirplus),
     xattr: spec.xattr ?? true,
+    acl: spec.acl ?? true,
     debug: spec.debug ?? false,
     allowOther: spec.allowOther ?? isRoot(),
     readOnly: upper === undefined || spec.readOnly === true

@@ -75,7 +75,7 @@ t.test('branch-list syntax', async t => {
   t.equal(o.mountpoint, tr.m)
   t.same(o.fuse, {
     fsname: 'unionfs-ts', entryTimeout: 60, attrTimeout: 60, negativeTimeout: 60,
-    writeback: false, passthrough: true, killpriv: true, spin: defaultSpinUs(), readahead: 1024, readdirplus: 'auto', xattr: true, debug: false, allowOther: isRoot, readOnly: false
+    writeback: false, passthrough: true, killpriv: true, spin: defaultSpinUs(), readahead: 1024, readdirplus: 'auto', xattr: true, acl: true, debug: false, allowOther: isRoot, readOnly: false
   })
   t.equal(o.backend, 'protocol')
   t.equal(o.foreground, false)
@@ -124,7 +124,7 @@ t.test('options: flags, -o forms and values', async t => {
   const o = parseOptions([
     '-f', `-owhiteout=overlay,cache_entries=10`, tr.a + ':' + tr.b, tr.m,
     '-o', 'cache_ttl=500,entry_timeout=0.5,attr_timeout=2,negative_timeout=0',
-    '-o', 'writeback,debug,fsname=myunion,backend=protocol,log=unionfs.log,allow_other,killpriv=off,spin=0,readahead=0,readdirplus=never,xattr=off'
+    '-o', 'writeback,debug,fsname=myunion,backend=protocol,log=unionfs.log,allow_other,killpriv=off,spin=0,readahead=0,readdirplus=never,xattr=off,noacl'
   ])
   t.equal(o.foreground, true, '-f')
   t.equal(o.union.whiteout, 'overlay')
@@ -132,7 +132,7 @@ t.test('options: flags, -o forms and values', async t => {
   t.equal(o.union.cacheTtlMs, 500)
   t.same(o.fuse, {
     fsname: 'myunion', entryTimeout: 0.5, attrTimeout: 2, negativeTimeout: 0,
-    writeback: true, passthrough: true, killpriv: false, spin: 0, readahead: 0, readdirplus: 'never', xattr: false, debug: true, allowOther: true, readOnly: false
+    writeback: true, passthrough: true, killpriv: false, spin: 0, readahead: 0, readdirplus: 'never', xattr: false, acl: false, debug: true, allowOther: true, readOnly: false
   })
   t.equal(o.log, path.resolve('unionfs.log'), 'log= is made absolute')
   t.notOk(fs.existsSync(path.resolve('unionfs.log')), 'and not created by parsing')
@@ -144,8 +144,8 @@ t.test('options: flags, -o forms and values', async t => {
   const offKeep = parseOptions(['-o', 'cache=off,attr_timeout=3', tr.a, tr.m])
   t.equal(offKeep.fuse.attrTimeout, 3, 'an explicit timeout still wins')
 
-  const bools = parseOptions(['-o', 'writeback=on,debug=off,allow_other=no,passthrough=off', tr.a, tr.m])
-  t.same([bools.fuse.writeback, bools.fuse.debug, bools.fuse.allowOther, bools.fuse.passthrough], [true, false, false, false])
+  const bools = parseOptions(['-o', 'writeback=on,debug=off,allow_other=no,passthrough=off,acl=off', tr.a, tr.m])
+  t.same([bools.fuse.writeback, bools.fuse.debug, bools.fuse.allowOther, bools.fuse.passthrough, bools.fuse.acl], [true, false, false, false, false])
 
   t.equal(defaultSpinUs(), os.availableParallelism() > 1 ? 100 : 0, 'the spin is on with a CPU to spare')
   t.equal(parseOptions(['-o', 'spin=250', tr.a, tr.m]).fuse.spin, 250)
@@ -243,7 +243,8 @@ t.test('toArgs gives back the same options', async t => {
     parseOptions(['-f', '-o', 'cache=off,writeback,debug,fsname=a\\,b,log=/tmp/x.log', `${tr.a}=ro:${tr.b}`, tr.m]),
     parseOptions(['-o', `lowerdir=${tr.a}:${tr.b},upperdir=${tr.u},workdir=${tr.w},cache_ttl=7,allow_other=off`, tr.m]),
     resolveOptions({ branches: [odd, tr.b], mountpoint: tr.m, entryTimeout: 0.25, readdirplus: 'always' }),
-    parseOptions(['-o', 'xattr=off', tr.a, tr.m])
+    parseOptions(['-o', 'xattr=off', tr.a, tr.m]),
+    parseOptions(['-o', 'acl=off', tr.a, tr.m])
   ]
   for (const o of cases) t.same(parseOptions(toArgs(o)), o, toArgs(o).join(' '))
 })

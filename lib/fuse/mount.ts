@@ -123,6 +123,7 @@ export async function mountFuse (unionFs: UnionFsApi, mountpoint: string, opts: 
     spinUs: spinUs(opts.spin),
     readdirPlus: readdirPlus(opts.readdirplus),
     xattr: opts.xattr ?? true,
+    acl: opts.acl ?? true,
     debug: opts.debug === true || debugFromEnv()
   }
   const readahead = readaheadKb(opts.readahead)

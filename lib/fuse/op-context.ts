@@ -10,7 +10,7 @@
  * writes to the device itself: exactly one reply per request is the
  * wrapper's job.
  */
-import type { Attr, UnionFsApi } from '../union/types'
+import type { Attr, Caller, UnionFsApi } from '../union/types'
 import type { BufferPool } from './buffers'
 import type { RequestHeader, Decoder, Encoder, Timeout } from './codec'
 import type { DirHandles } from './dirs'
@@ -29,6 +29,11 @@ export interface Connection {
   setxattrExt: boolean
   /** HANDLE_KILLPRIV_V2 agreed: clearing suid/sgid on write, truncate and chown is ours (killpriv.ts). */
   killPriv: boolean
+  /**
+   * POSIX_ACL and DONT_MASK agreed: the kernel enforces ACLs, and leaves
+   * the umask of a new entry to us (it sends it beside the mode).
+   */
+  acl: boolean
   /** FUSE_PASSTHROUGH agreed: open replies may name backing files. */
   passthrough: boolean
   /** OPENDIR is answered with ENOSYS: the kernel offers NO_OPENDIR_SUPPORT and may cache listings (ops-dir.ts). */
@@ -49,6 +54,8 @@ export interface OpContext {
   readonly wantWriteback: boolean
   /** HANDLE_KILLPRIV_V2 is asked for at INIT. */
   readonly wantKillPriv: boolean
+  /** POSIX_ACL and DONT_MASK are asked for at INIT. */
+  readonly wantAcl: boolean
   readonly maxWrite: number
   readonly maxPages: number
   /** File handles of open files -> their node (fstat of an unlinked file). */
@@ -110,6 +117,15 @@ export function entrySent (ctx: OpContext, r: EntryResult, ok: boolean): void {
 }
 
 /** Who is asking, for the owner of what gets created. */
-export function callerOf (h: RequestHeader): { uid: number, gid: number, pid: number } {
+export function callerOf (h: RequestHeader): Caller {
   return { uid: h.uid, gid: h.gid, pid: h.pid }
+}
+
+/**
+ * Who makes a new entry, with the umask the request carries when the
+ * kernel left applying it to us (DONT_MASK, with ACLs); otherwise the
+ * kernel applied it to the mode already.
+ */
+export function creatorOf (ctx: OpContext, h: RequestHeader, umask: number): Caller {
+  return ctx.conn.acl ? { uid: h.uid, gid: h.gid, pid: h.pid, umask } : callerOf(h)
 }

@@ -50,7 +50,7 @@ import type { Attr } from '../union/types'
 import type { Encoder, RequestHeader } from './codec'
 import { killSuidSgid } from './killpriv'
 import type { FuseNode } from './nodes'
-import { callerOf, encodeEntry, entryFor, kernelKeeps, op, type EntryResult, type OpContext } from './op-context'
+import { creatorOf, encodeEntry, entryFor, kernelKeeps, op, type EntryResult, type OpContext } from './op-context'
 import { CACHED_IO, type OpenIo } from './passthrough'
 import { Fopen, FUSE_FSYNC_FDATASYNC, FUSE_OPEN_KILL_SUIDGID, FUSE_WRITE_KILL_SUIDGID, OutHeader } from './protocol'
 
@@ -127,19 +127,19 @@ export const openOp = op<OpenIn, Opened>({
   sent: (ctx, r, ok) => { if (!ok) releaseUnsent(ctx, r.fh) }
 })
 
-interface CreateIn { flags: number, mode: number, openFlags: number, name: string }
+interface CreateIn { flags: number, mode: number, umask: number, openFlags: number, name: string }
 
 export const createOp = op<CreateIn, EntryResult & Opened>({
   decode: (d) => {
     const flags = d.u32()
     const mode = d.u32()
-    d.skip(4) // umask (already applied)
+    const umask = d.u32()
     const openFlags = d.u32()
-    return { flags, mode, openFlags, name: d.cstr() }
+    return { flags, mode, umask, openFlags, name: d.cstr() }
   },
   run: async (ctx, h, a) => {
     const path = ctx.nodes.childPath(h.nodeid, a.name)
-    const { fh, attr } = await ctx.fs.create(path, openFlags(ctx, a.flags), a.mode & 0o7777, callerOf(h))
+    const { fh, attr } = await ctx.fs.create(path, openFlags(ctx, a.flags), a.mode & 0o7777, creatorOf(ctx, h, a.umask))
     // Something to clear only if the create found the file there already.
     const killed = (a.openFlags & FUSE_OPEN_KILL_SUIDGID) !== 0 ? await killOnOpen(ctx, h, path, fh) : undefined
     const entry = entryFor(ctx, path, killed ?? attr)

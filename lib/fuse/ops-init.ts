@@ -18,6 +18,13 @@
  *                     write, truncate and chown, so the kernel stops asking
  *                     for security.capability before each write (killpriv.ts)
  *   INIT_EXT          flags2 is read
+ *   POSIX_ACL, DONT_MASK  unless `acl=off` or `xattr=off`: the kernel
+ *                     enforces ACLs (it reads system.posix_acl_access
+ *                     once per inode and keeps it) and, since a parent's
+ *                     default ACL overrides the umask, sends the umask
+ *                     for us to apply (lib/union/acl.ts). Both or neither:
+ *                     with POSIX_ACL alone the kernel would apply the
+ *                     umask under a default ACL too
  *   WRITEBACK_CACHE   only with the `writeback` option
  *   PASSTHROUGH       (flags2) with the `passthrough` option, unless the
  *                     writeback cache was agreed (the kernel would drop
@@ -30,7 +37,7 @@
  * ENOSYS (ops-dir.ts).
  * We leave off EXPORT_SUPPORT (no lookups of '.' and '..'), HANDLE_KILLPRIV
  * (v1: it would ask the same of us without saying who lacks CAP_FSETID),
- * DONT_MASK (the kernel applies the umask), POSIX_LOCKS/FLOCK_LOCKS (the
+ * POSIX_LOCKS/FLOCK_LOCKS (the
  * kernel keeps locks locally).
  */
 import { fsError } from '../errors'
@@ -64,11 +71,13 @@ const MAX_STACK_DEPTH = 1
 /** max_background: how many background requests (readahead, async I/O) the kernel keeps in flight. */
 const MAX_BACKGROUND = 64
 
-export function wantedInitFlags (writeback: boolean, readdirplus: boolean, killPriv: boolean): number {
+const ACL_FLAGS = Init.POSIX_ACL | Init.DONT_MASK
+
+export function wantedInitFlags (writeback: boolean, readdirplus: boolean, killPriv: boolean, acl: boolean): number {
   return (Init.ASYNC_READ | Init.BIG_WRITES | Init.MAX_PAGES |
     (readdirplus ? Init.DO_READDIRPLUS | Init.READDIRPLUS_AUTO : 0) | Init.PARALLEL_DIROPS |
     Init.SETXATTR_EXT | (killPriv ? Init.HANDLE_KILLPRIV_V2 | Init.ATOMIC_O_TRUNC : 0) | Init.INIT_EXT |
-    (writeback ? Init.WRITEBACK_CACHE : 0)) >>> 0
+    (writeback ? Init.WRITEBACK_CACHE : 0) | (acl ? ACL_FLAGS : 0)) >>> 0
 }
 
 export const initOp = op<InitIn, InitReply>({
@@ -91,7 +100,8 @@ export const initOp = op<InitIn, InitReply>({
       throw fsError('EPROTO', 'init')
     }
     const minor = Math.min(a.minor, FUSE_IMPLEMENTED_MINOR)
-    const flags = (wantedInitFlags(ctx.wantWriteback, ctx.listingAttrs.readdirplus, ctx.wantKillPriv) & a.flags) >>> 0
+    let flags = (wantedInitFlags(ctx.wantWriteback, ctx.listingAttrs.readdirplus, ctx.wantKillPriv, ctx.wantAcl) & a.flags) >>> 0
+    if ((flags & ACL_FLAGS) !== ACL_FLAGS) flags = (flags & ~ACL_FLAGS) >>> 0
     const writeback = (flags & Init.WRITEBACK_CACHE) !== 0
     // flags2 means something only when both sides set INIT_EXT.
     const offered2 = (flags & Init.INIT_EXT) !== 0 ? a.flags2 : 0
@@ -103,6 +113,7 @@ export const initOp = op<InitIn, InitReply>({
       writeback,
       setxattrExt: (flags & Init.SETXATTR_EXT) !== 0,
       killPriv: (flags & Init.HANDLE_KILLPRIV_V2) !== 0,
+      acl: (flags & Init.POSIX_ACL) !== 0,
       passthrough,
       noOpendir: (a.flags & Init.NO_OPENDIR_SUPPORT) !== 0 && kernelKeeps(ctx)
     }

@@ -8,34 +8,35 @@
 import { RENAME_EXCHANGE } from '../union/types'
 import type { Decoder } from './codec'
 import {
-  callerOf, encodeEntry, entryFor, entrySent, op, type EntryResult, type OpContext
+  callerOf, creatorOf, encodeEntry, entryFor, entrySent, op, type EntryResult, type OpContext
 } from './op-context'
 
 const entryReply = { encode: encodeEntry, sent: entrySent }
 
-export const mknodOp = op<{ mode: number, rdev: number, name: string }, EntryResult>({
+export const mknodOp = op<{ mode: number, rdev: number, umask: number, name: string }, EntryResult>({
   decode: (d) => {
     const mode = d.u32()
     const rdev = d.u32()
-    d.skip(8) // umask, padding: the kernel already applied the umask to mode
-    return { mode, rdev, name: d.cstr() }
+    const umask = d.u32()
+    d.skip(4) // padding
+    return { mode, rdev, umask, name: d.cstr() }
   },
   run: async (ctx, h, a) => {
     const path = ctx.nodes.childPath(h.nodeid, a.name)
-    return entryFor(ctx, path, await ctx.fs.mknod(path, a.mode, a.rdev, callerOf(h)))
+    return entryFor(ctx, path, await ctx.fs.mknod(path, a.mode, a.rdev, creatorOf(ctx, h, a.umask)))
   },
   ...entryReply
 })
 
-export const mkdirOp = op<{ mode: number, name: string }, EntryResult>({
+export const mkdirOp = op<{ mode: number, umask: number, name: string }, EntryResult>({
   decode: (d) => {
     const mode = d.u32()
-    d.skip(4) // umask
-    return { mode, name: d.cstr() }
+    const umask = d.u32()
+    return { mode, umask, name: d.cstr() }
   },
   run: async (ctx, h, a) => {
     const path = ctx.nodes.childPath(h.nodeid, a.name)
-    return entryFor(ctx, path, await ctx.fs.mkdir(path, a.mode & 0o7777, callerOf(h)))
+    return entryFor(ctx, path, await ctx.fs.mkdir(path, a.mode & 0o7777, creatorOf(ctx, h, a.umask)))
   },
   ...entryReply
 })

@@ -10,29 +10,55 @@
  * A file unlinked while open has no path: its xattrs are reached through
  * one of its open handles (the requests carry none), as fgetxattr(2) and
  * friends reach them natively.
+ *
+ * Setting an ACL (with POSIX_ACL agreed) changes the mode too: the
+ * branch's filesystem derives the group bits from the ACL's mask, and the
+ * kernel, which dropped its cached ACL and attributes, asks for both
+ * again. It also says when the setter may not keep the set-group-ID bit
+ * (FUSE_SETXATTR_ACL_KILL_SGID), which the daemon, as root, would keep.
  */
 import { fsError } from '../errors'
 import type { Encoder } from './codec'
-import { op } from './op-context'
+import type { FuseNode } from './nodes'
+import { op, type OpContext } from './op-context'
+import { FUSE_SETXATTR_ACL_KILL_SGID } from './protocol'
 
-interface SetxattrIn { flags: number, name: string, value: Buffer }
+const S_ISGID = 0o2000
+
+interface SetxattrIn { flags: number, setxattrFlags: number, name: string, value: Buffer }
 
 export const setxattrOp = op<SetxattrIn, void>({
   keepsBuffer: true,
   decode: (d, ctx) => {
     const size = d.u32()
     const flags = d.u32()
-    if (ctx.conn.setxattrExt) d.skip(8) // setxattr_flags (ACL sgid handling: no POSIX ACLs here), padding
+    let setxattrFlags = 0
+    if (ctx.conn.setxattrExt) {
+      setxattrFlags = d.u32()
+      d.skip(4) // padding
+    }
     const name = d.cstr()
-    return { flags, name, value: d.bytes(size) }
+    return { flags, setxattrFlags, name, value: d.bytes(size) }
   },
   run: async (ctx, h, a) => {
     const node = ctx.nodes.node(h.nodeid)
     const p = node.paths[0]
     if (p !== undefined) await ctx.fs.setxattr(p, a.name, a.value, a.flags)
     else await ctx.fs.fsetxattr(ctx.nodes.openFh(node, 'fsetxattr'), a.name, a.value, a.flags)
+    if ((a.setxattrFlags & FUSE_SETXATTR_ACL_KILL_SGID) !== 0) await killSgid(ctx, node)
   }
 })
+
+/** Clears the set-group-ID bit of `node`, by path or through an open handle. */
+async function killSgid (ctx: OpContext, node: FuseNode): Promise<void> {
+  const p = node.paths[0]
+  const fh = p === undefined ? ctx.nodes.openFh(node, 'fchmod') : undefined
+  const attr = p !== undefined ? await ctx.fs.getattr(p) : await ctx.fs.fgetattr(fh as number)
+  if ((attr.mode & S_ISGID) === 0) return
+  const mode = attr.mode & 0o7777 & ~S_ISGID
+  if (p !== undefined) await ctx.fs.chmod(p, mode)
+  else await ctx.fs.fchmod(fh as number, mode)
+}
 
 /** Either the value, or (size 0 asked) only its size. */
 interface SizedValue { value: Buffer | undefined, size: number }

@@ -198,6 +198,8 @@ export const FUSE_RELEASE_FLUSH = 1 << 0
 export const FUSE_WRITE_KILL_SUIDGID = 1 << 2
 /** fuse_open_in/fuse_create_in.open_flags: an O_TRUNC opener lacks CAP_FSETID (HANDLE_KILLPRIV_V2). */
 export const FUSE_OPEN_KILL_SUIDGID = 1 << 0
+/** fuse_setxattr_in.setxattr_flags: an ACL setter outside the file's group lacks CAP_FSETID (POSIX_ACL). */
+export const FUSE_SETXATTR_ACL_KILL_SGID = 1 << 0
 
 /** The kernel refuses read buffers smaller than this. */
 export const FUSE_MIN_READ_BUFFER = 8192

@@ -62,6 +62,8 @@ export interface SessionConfig {
   readdirPlus?: ReaddirPlusMode
   /** Serve the xattr ops (default); false: ENOSYS (FuseMountOptions.xattr). */
   xattr?: boolean
+  /** Ask for POSIX_ACL and DONT_MASK, with xattrs on (FuseMountOptions.acl; default true). */
+  acl?: boolean
   /** The native shim's polling read; undefined: a plain readSync, without the spin. */
   readDevice?: DeviceRead
   /** The backing-file ioctls; undefined without the native addon. */
@@ -118,13 +120,14 @@ export class FuseConnection {
       negativeValid: cfg.negativeTimeout > 0 ? timeout(cfg.negativeTimeout) : undefined,
       wantWriteback: cfg.writeback,
       wantKillPriv: cfg.killPriv,
+      wantAcl: (cfg.acl ?? true) && (cfg.xattr ?? true),
       maxWrite: MAX_WRITE,
       maxPages: MAX_PAGES,
       fhNodes: new Map(),
       passthrough: new Passthrough(cfg.fd, cfg.fs, cfg.backing, cfg.passthrough, this.log),
       listingAttrs: new ListingAttrs(cfg.readdirPlus ?? 'auto'),
       staleNodes: new Set(),
-      conn: { minor: 0, flags: 0, writeback: false, setxattrExt: false, killPriv: false, passthrough: false, noOpendir: false }
+      conn: { minor: 0, flags: 0, writeback: false, setxattrExt: false, killPriv: false, acl: false, passthrough: false, noOpendir: false }
     }
     const feed: Feed = {
       pool: this.ctx.pool,

@@ -87,6 +87,16 @@ export interface FuseMountOptions {
    * copy-up still copies the lower file's.
    */
   xattr?: boolean
+  /**
+   * POSIX ACLs enforced by the kernel (default true; FUSE_POSIX_ACL, with
+   * xattrs on): it reads a file's system.posix_acl_access once, keeps it
+   * with the inode, and checks permissions against it, as on the
+   * branches' own filesystem. New entries get their parent's default ACL,
+   * and the umask applies only where there is none (lib/union/acl.ts).
+   * false: ACLs are still stored and shown, but the kernel checks the mode
+   * bits alone (as before Linux 4.9, and as fuse-overlayfs' `noacl`).
+   */
+  acl?: boolean
   /** One line per request and reply on stderr (also UNIONFS_TS_DEBUG=1). */
   debug?: boolean
   /** Let other users in (mount option allow_other). Default: true when mounting as root. */

@@ -7,33 +7,43 @@
  * coming back) and moved over the whiteout in one rename (an exchange for a
  * directory, which cannot replace a device node); an AUFS `.wh.NAME` is
  * removed last, so a crash shows either no entry or the complete new one.
+ * An entry with a mode gets the umask or its parent's default ACL (acl.ts):
+ * in place from the branch's filesystem, in the work dir by hand.
  */
 import * as fs from 'node:fs'
 import type { WritableBranch } from '../branch/branch'
 import { fsError } from '../errors'
 import * as native from '../native'
+import { ACL_DEFAULT, inheritAcl, newEntryMode } from './acl'
 import { checkNewName, forget, giveTo, newEntryParent, type Core } from './core'
 import { baseName, parentOf } from './paths'
 import type { Caller } from './types'
 import { isWhiteoutStat } from './whiteouts'
 
-/** Builds the new entry at `rel` of `branch` (the upper, or the work dir). */
-export type Build = (branch: WritableBranch, rel: string) => void
+/**
+ * Builds the new entry at `rel` of `branch` (the upper, or the work dir),
+ * with `mode` (makeEntry's, the umask applied where it applies).
+ */
+export type Build = (branch: WritableBranch, rel: string, mode: number) => void
 
-export function makeEntry (core: Core, path: string, caller: Caller | undefined, syscall: string, isDir: boolean, build: Build): void {
+/** `mode`: the permissions asked for (with the file type for mknod); none for links and symlinks. */
+export function makeEntry (core: Core, path: string, caller: Caller | undefined, syscall: string, isDir: boolean, build: Build, mode?: number): void {
   if (core.resolver.lookup(path) !== undefined) throw fsError('EEXIST', syscall, path)
   checkNewName(path, syscall)
   newEntryParent(core, path, syscall)
   const dir = parentOf(path)
   const name = baseName(path)
   const { upper, work, whiteouts } = core
+  const dflt = mode === undefined ? undefined : upper.getxattr(dir, ACL_DEFAULT)
+  const made = mode === undefined ? 0 : newEntryMode(mode, caller?.umask ?? 0, dflt)
   if (!whiteouts.hasWhiteout(dir, name)) {
-    build(upper, path)
+    build(upper, path, made)
     if (caller !== undefined) giveTo(core, upper, path, dir, caller)
   } else {
     const tmp = work.tempName()
     try {
-      build(work.dir, tmp)
+      build(work.dir, tmp, made)
+      if (dflt !== undefined) inheritAcl(work.dir, tmp, made, isDir, dflt)
       if (caller !== undefined) giveTo(core, work.dir, tmp, dir, caller)
       if (isDir) whiteouts.makeOpaque(tmp, work.dir, path)
       const at = upper.lstat(path)
@@ -57,9 +67,9 @@ export function createFile (core: Core, path: string, flags: number, mode: numbe
   let fd = -1
   const c = fs.constants
   try {
-    makeEntry(core, path, caller, 'open', false, (branch, rel) => {
-      fd = branch.open(rel, (flags & ~c.O_TRUNC) | c.O_CREAT | c.O_EXCL, mode)
-    })
+    makeEntry(core, path, caller, 'open', false, (branch, rel, made) => {
+      fd = branch.open(rel, (flags & ~c.O_TRUNC) | c.O_CREAT | c.O_EXCL, made)
+    }, mode)
   } catch (err) {
     // A step after the open failed: the caller gets the error, not the descriptor.
     if (fd >= 0) fs.closeSync(fd)

@@ -43,6 +43,11 @@ export interface Caller {
   uid: number
   gid: number
   pid: number
+  /**
+   * The caller's umask, when the union applies it (acl.ts: not under a
+   * default ACL); absent when the mode comes already masked.
+   */
+  umask?: number
 }
 
 export interface StatFs {

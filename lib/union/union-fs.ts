@@ -286,12 +286,12 @@ export class UnionFs implements UnionFsApi {
   // ---- new names, removals, renames ----
 
   async mkdir (p: string, mode: number, caller: Caller): Promise<Attr> {
-    makeEntry(this.mutable('mkdir', p), p, caller, 'mkdir', true, (b, rel) => b.mkdir(rel, mode))
+    makeEntry(this.mutable('mkdir', p), p, caller, 'mkdir', true, (b, rel, made) => { b.mkdir(rel, made) }, mode)
     return this.getattr(p)
   }
 
   async mknod (p: string, mode: number, rdev: number, caller: Caller): Promise<Attr> {
-    makeEntry(this.mutable('mknod', p), p, caller, 'mknod', false, (b, rel) => b.mknod(rel, mode, rdev))
+    makeEntry(this.mutable('mknod', p), p, caller, 'mknod', false, (b, rel, made) => { b.mknod(rel, made, rdev) }, mode)
     return this.getattr(p)
   }
 

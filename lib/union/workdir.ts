@@ -7,13 +7,17 @@
  * name; with the overlayfs syntax `<workdir>/work`, as overlayfs does.
  *
  * Invariant: between operations the work dir is empty. Whatever a crash
- * left in it is swept when the next mount opens it.
+ * left in it is swept when the next mount opens it. It has no default ACL
+ * (one inherited from the writable branch's root is removed): what is
+ * built here gets its ACLs from copy-up or from its parent in the view
+ * (acl.ts), never from the work dir.
  */
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { writableBranch, type WritableBranch } from '../branch/branch'
 import { fsError } from '../errors'
 import * as native from '../native'
+import { ACL_DEFAULT } from './acl'
 
 export class Workdir {
   private counter = 0
@@ -35,6 +39,7 @@ export class Workdir {
     for (const name of fs.readdirSync(root)) {
       fs.rmSync(path.join(root, name), { recursive: true, force: true })
     }
+    if (native.lfindxattr(root, ACL_DEFAULT) !== undefined) native.lremovexattr(root, ACL_DEFAULT)
     return new Workdir(root)
   }
 
