@@ -24,7 +24,9 @@
  *                     default ACL overrides the umask, sends the umask
  *                     for us to apply (lib/union/acl.ts). Both or neither:
  *                     with POSIX_ACL alone the kernel would apply the
- *                     umask under a default ACL too
+ *                     umask under a default ACL too. The root inode, made
+ *                     before INIT, never keeps its ACL: the kernel asks
+ *                     for it at every check by a user who is not its owner
  *   WRITEBACK_CACHE   only with the `writeback` option
  *   PASSTHROUGH       (flags2) with the `passthrough` option, unless the
  *                     writeback cache was agreed (the kernel would drop
