@@ -28,6 +28,7 @@ interface Constants {
   readonly RENAME_NOREPLACE: number
   readonly RENAME_EXCHANGE: number
   readonly RENAME_WHITEOUT: number
+  readonly O_TMPFILE: number
   readonly SEEK_SET: number
   readonly SEEK_CUR: number
   readonly SEEK_END: number
@@ -115,6 +116,8 @@ export const fremovexattr: (fd: number, name: string) => void = binding.fremovex
 
 /** mknod(2): `mode` carries the file type (S_IFIFO, S_IFCHR...), `rdev` is st_rdev's encoding. */
 export const mknod: (path: string, mode: number, rdev: number) => void = binding.mknod
+/** A new name for the file open as `fd` (linkat through /proc/self/fd), which may have none yet (O_TMPFILE). */
+export const linkFd: (fd: number, newPath: string) => void = binding.linkFd
 /** renameat2(2), relative paths from the working directory; `flags` from RENAME_*. */
 export const renameat2: (oldPath: string, newPath: string, flags: number) => void =
   binding.renameat2
@@ -173,6 +176,7 @@ export const {
   RENAME_NOREPLACE,
   RENAME_EXCHANGE,
   RENAME_WHITEOUT,
+  O_TMPFILE,
   SEEK_SET,
   SEEK_CUR,
   SEEK_END,

@@ -137,6 +137,13 @@ export class NodeTable {
     return node
   }
 
+  /** A node for a file with no name (O_TMPFILE), counting one lookup; LINK names it later (`link`, linkedTo). */
+  unnamed (attr: Attr): FuseNode {
+    const node = this.create(attr)
+    node.nlookup++
+    return node
+  }
+
   private create (attr: Attr): FuseNode {
     let id: number
     let generation = 0

@@ -46,8 +46,9 @@
  * O_RDWR without O_APPEND.
  */
 import { constants } from 'node:fs'
+import { fsError } from '../errors'
 import type { Attr } from '../union/types'
-import type { Encoder, RequestHeader } from './codec'
+import type { Decoder, Encoder, RequestHeader } from './codec'
 import { killSuidSgid } from './killpriv'
 import type { FuseNode } from './nodes'
 import { creatorOf, encodeEntry, entryFor, kernelKeeps, op, type EntryResult, type OpContext } from './op-context'
@@ -129,14 +130,27 @@ export const openOp = op<OpenIn, Opened>({
 
 interface CreateIn { flags: number, mode: number, umask: number, openFlags: number, name: string }
 
+function decodeCreate (d: Decoder): CreateIn {
+  const flags = d.u32()
+  const mode = d.u32()
+  const umask = d.u32()
+  const openFlags = d.u32()
+  return { flags, mode, umask, openFlags, name: d.cstr() }
+}
+
+function encodeCreated (e: Encoder, r: EntryResult & Opened, ctx: OpContext): void {
+  encodeEntry(e, r, ctx)
+  encodeOpen(e, r)
+}
+
+function createdSent (ctx: OpContext, r: EntryResult & Opened, ok: boolean): void {
+  if (ok) return
+  ctx.nodes.forget(r.node.id, 1)
+  releaseUnsent(ctx, r.fh)
+}
+
 export const createOp = op<CreateIn, EntryResult & Opened>({
-  decode: (d) => {
-    const flags = d.u32()
-    const mode = d.u32()
-    const umask = d.u32()
-    const openFlags = d.u32()
-    return { flags, mode, umask, openFlags, name: d.cstr() }
-  },
+  decode: decodeCreate,
   run: async (ctx, h, a) => {
     const path = ctx.nodes.childPath(h.nodeid, a.name)
     const { fh, attr } = await ctx.fs.create(path, openFlags(ctx, a.flags), a.mode & 0o7777, creatorOf(ctx, h, a.umask))
@@ -145,15 +159,28 @@ export const createOp = op<CreateIn, EntryResult & Opened>({
     const entry = entryFor(ctx, path, killed ?? attr)
     return { ...entry, fh, io: track(ctx, entry.node, fh) }
   },
-  encode: (e, r, ctx) => {
-    encodeEntry(e, r, ctx)
-    encodeOpen(e, r)
+  encode: encodeCreated,
+  sent: createdSent
+})
+
+/**
+ * TMPFILE, open(2) with O_TMPFILE: an unnamed file in the directory's copy
+ * on the writable branch, answered as CREATE is, on a node with no path;
+ * LINK names it (ops-namespace.ts). The name the kernel sends is a
+ * placeholder. A union without tmpfile gets ENOSYS, after which the
+ * kernel answers EOPNOTSUPP itself.
+ */
+export const tmpfileOp = op<CreateIn, EntryResult & Opened>({
+  decode: decodeCreate,
+  run: async (ctx, h, a) => {
+    if (ctx.fs.tmpfile === undefined) throw fsError('ENOSYS', 'open')
+    const dir = ctx.nodes.path(h.nodeid)
+    const { fh, attr } = await ctx.fs.tmpfile(dir, openFlags(ctx, a.flags), a.mode & 0o7777, creatorOf(ctx, h, a.umask))
+    const node = ctx.nodes.unnamed(attr)
+    return { node, attr, fh, io: track(ctx, node, fh) }
   },
-  sent: (ctx, r, ok) => {
-    if (ok) return
-    ctx.nodes.forget(r.node.id, 1)
-    releaseUnsent(ctx, r.fh)
-  }
+  encode: encodeCreated,
+  sent: createdSent
 })
 
 interface ReadIn { fh: number, offset: number, size: number }

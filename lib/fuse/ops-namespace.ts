@@ -5,13 +5,20 @@
  * The node table follows the union only after the union call succeeded:
  * a failed rename or unlink leaves every mapping as it was.
  */
-import { RENAME_EXCHANGE } from '../union/types'
+import { fsError } from '../errors'
+import { RENAME_EXCHANGE, type Attr } from '../union/types'
 import type { Decoder } from './codec'
+import type { FuseNode } from './nodes'
 import {
   callerOf, creatorOf, encodeEntry, entryFor, entrySent, op, type EntryResult, type OpContext
 } from './op-context'
 
 const entryReply = { encode: encodeEntry, sent: entrySent }
+
+async function linkUnnamed (ctx: OpContext, node: FuseNode, path: string): Promise<Attr> {
+  if (ctx.fs.linkHandle === undefined) throw fsError('ENOENT', 'link', path)
+  return await ctx.fs.linkHandle(ctx.nodes.openFh(node, 'link'), path)
+}
 
 export const mknodOp = op<{ mode: number, rdev: number, umask: number, name: string }, EntryResult>({
   decode: (d) => {
@@ -59,9 +66,13 @@ export const linkOp = op<{ oldNodeId: number, name: string }, EntryResult>({
     return { oldNodeId, name: d.cstr() }
   },
   run: async (ctx, h, a) => {
-    const existing = ctx.nodes.path(a.oldNodeId)
+    const old = ctx.nodes.node(a.oldNodeId)
+    const existing = old.paths[0]
     const path = ctx.nodes.childPath(h.nodeid, a.name)
-    const attr = await ctx.fs.link(existing, path)
+    // No name: an O_TMPFILE file (the kernel links no other unnamed file), reached by its handle.
+    const attr = existing !== undefined
+      ? await ctx.fs.link(existing, path)
+      : await linkUnnamed(ctx, old, path)
     // One kernel inode for both names, whatever their st_ino (nodes.ts).
     const linked = ctx.nodes.get(a.oldNodeId)
     return entryFor(ctx, path, attr, linked?.ino === attr.ino ? linked : undefined)

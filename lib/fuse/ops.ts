@@ -2,8 +2,8 @@
  * The op table: opcode -> handler. Each handler translates one kernel
  * request into UnionFsApi calls (ops-*.ts); the session's generic wrapper
  * runs it and sends the one reply. Opcodes missing here get ENOSYS, which
- * the kernel remembers for most of them (locks, ioctl, poll, copy_file_range,
- * tmpfile... fall back to the kernel's own generic code).
+ * the kernel remembers for most of them (locks, ioctl, poll, copy_file_range...
+ * fall back to the kernel's own generic code).
  *
  * Answered with ENOSYS on purpose:
  *   INTERRUPT  a union call cannot be cancelled halfway (the core runs each
@@ -30,7 +30,7 @@ import {
   linkOp, mkdirOp, mknodOp, rename2Op, renameOp, rmdirOp, symlinkOp, unlinkOp
 } from './ops-namespace'
 import {
-  createOp, fallocateOp, flushOp, fsyncOp, lseekOp, openOp, readOp, releaseOp, writeOp
+  createOp, fallocateOp, flushOp, fsyncOp, lseekOp, openOp, readOp, releaseOp, tmpfileOp, writeOp
 } from './ops-file'
 import { fsyncdirOp, opendirOp, readdirOp, readdirplusOp, releasedirOp } from './ops-dir'
 import { getxattrOp, listxattrOp, removexattrOp, setxattrOp } from './ops-xattr'
@@ -63,6 +63,7 @@ export function makeOpTable (xattrs = true): OpTable {
   t[Op.LINK] = linkOp
   t[Op.OPEN] = openOp
   t[Op.CREATE] = createOp
+  t[Op.TMPFILE] = tmpfileOp
   t[Op.READ] = readOp
   t[Op.WRITE] = writeOp
   t[Op.STATFS] = statfsOp

@@ -11,6 +11,7 @@
  *   7.33  fuse_setxattr_in grows to 16 bytes, only when SETXATTR_EXT is
  *         agreed; fuse_open_in/fuse_create_in.open_flags (were padding)
  *   7.36  fuse_init_in/out flags2 (INIT_EXT)
+ *   7.37  TMPFILE (open with O_TMPFILE), with CREATE's layouts (ops-file.ts)
  *   7.38  total_extlen in the in header (extensions only for flags we never ask for)
  *   7.39  STATX (fuse_statx_in/out): not answered, see ops.ts
  *   7.40  fuse_init_out.max_stack_depth and the PASSTHROUGH flag;

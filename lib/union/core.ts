@@ -48,9 +48,13 @@ export function newEntryParent (core: Core, path: string, syscall: string): Entr
  */
 export function giveTo (core: Core, branch: WritableBranch, rel: string, parentPath: string, caller: Caller): void {
   if (!core.privileged) return
+  branch.lchown(rel, caller.uid, newEntryGid(core, parentPath, caller))
+}
+
+/** The group of a new entry in `parentPath`: the parent's if it is set-group-ID, else the caller's. */
+export function newEntryGid (core: Core, parentPath: string, caller: Caller): number {
   const parentStat = core.upper.lstat(parentPath)
-  const gid = parentStat !== undefined && (Number(parentStat.mode) & S_ISGID) !== 0 ? Number(parentStat.gid) : caller.gid
-  branch.lchown(rel, caller.uid, gid)
+  return parentStat !== undefined && (Number(parentStat.mode) & S_ISGID) !== 0 ? Number(parentStat.gid) : caller.gid
 }
 
 /** After a change to `path`: drop it (or its whole subtree) and its parent. */

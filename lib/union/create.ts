@@ -1,5 +1,6 @@
 /**
- * Making new names: create, mkdir, mknod, symlink, link.
+ * Making new names: create, mkdir, mknod, symlink, link; and the unnamed
+ * file of open(O_TMPFILE), and the name linkat(2) gives it later.
  *
  * Where the writable branch holds no whiteout for the name, the entry is
  * made in place. Over a whiteout it is built in the work dir (owner, and
@@ -15,7 +16,7 @@ import type { WritableBranch } from '../branch/branch'
 import { fsError } from '../errors'
 import * as native from '../native'
 import { ACL_DEFAULT, inheritAcl, newEntryMode } from './acl'
-import { checkNewName, forget, giveTo, newEntryParent, type Core } from './core'
+import { checkNewName, forget, giveTo, newEntryGid, newEntryParent, type Core } from './core'
 import { baseName, parentOf } from './paths'
 import type { Caller } from './types'
 import { isWhiteoutStat } from './whiteouts'
@@ -88,4 +89,33 @@ export function link (core: Core, existing: string, path: string): void {
     fs.linkSync(core.upper.real(existing), branch.real(rel))
   })
   forget(core, existing)
+}
+
+/**
+ * open(O_TMPFILE) in `dir`: an unnamed file on the writable branch's copy
+ * of it (copied up first, as for any new entry), with the umask or the
+ * directory's default ACL applied by the branch's filesystem. Opened
+ * without O_EXCL whatever the caller asked: the kernel keeps an O_EXCL
+ * one from being linked itself, and linkOpen needs the branch to allow it.
+ */
+export function tmpFile (core: Core, dir: string, flags: number, mode: number, caller: Caller): number {
+  const parent = core.resolver.get(dir, 'open')
+  if (!parent.isDir) throw fsError('ENOTDIR', 'open', dir)
+  core.copyUp.dir(dir, 'open')
+  const { upper } = core
+  const made = newEntryMode(mode, caller.umask ?? 0, upper.getxattr(dir, ACL_DEFAULT))
+  const c = fs.constants
+  const fd = upper.open(dir, (flags & ~(c.O_CREAT | c.O_EXCL | c.O_TRUNC | c.O_DIRECTORY)) | native.O_TMPFILE, made)
+  try {
+    if (core.privileged) fs.fchownSync(fd, caller.uid, newEntryGid(core, dir, caller))
+  } catch (err) {
+    fs.closeSync(fd)
+    throw err
+  }
+  return fd
+}
+
+/** linkat(2) of `fd`, a file of the writable branch with no name (O_TMPFILE), to `path`. */
+export function linkOpen (core: Core, fd: number, path: string): void {
+  makeEntry(core, path, undefined, 'link', false, (branch, rel) => { native.linkFd(fd, branch.real(rel)) })
 }

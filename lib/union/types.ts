@@ -109,6 +109,14 @@ export interface UnionFsApi {
   /** O_* flags as open(2) takes them. Returns a handle number. */
   open (path: string, flags: number): Promise<number>
   create (path: string, flags: number, mode: number, caller: Caller): Promise<{ fh: number, attr: Attr }>
+  /**
+   * open(2) with O_TMPFILE in directory `dir`: an unnamed file, open with
+   * `flags`, that is gone with its last handle unless `linkHandle` names
+   * it. Optional: a transport answers ENOSYS without it.
+   */
+  tmpfile?: (dir: string, flags: number, mode: number, caller: Caller) => Promise<{ fh: number, attr: Attr }>
+  /** linkat(2) of the file open as `fh` (an O_TMPFILE one) to `path`. */
+  linkHandle?: (fh: number, path: string) => Promise<Attr>
   read (fh: number, buf: Buffer, length: number, position: number): Promise<number>
   write (fh: number, buf: Buffer, length: number, position: number): Promise<number>
   flush (fh: number): Promise<void>

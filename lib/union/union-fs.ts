@@ -25,9 +25,10 @@ import { DentryCache, type CacheStats, type Clock } from '../cache/dentry-cache'
 import { fsError } from '../errors'
 import type { UnionConfig } from './config'
 import { CopyUp, type CopyUpEvent } from './copy-up'
-import { createFile, link, makeEntry } from './create'
+import { createFile, link, linkOpen, makeEntry, tmpFile } from './create'
 import type { Core } from './core'
 import { Handles } from './handles'
+import { unionIno } from './inodes'
 import { LowerIndex } from './lower-index'
 import { OpenFiles } from './open-files'
 import { mergedListing } from './readdir'
@@ -217,6 +218,27 @@ export class UnionFs implements UnionFsApi {
       fs.closeSync(fd)
       throw err
     }
+  }
+
+  async tmpfile (dir: string, flags: number, mode: number, caller: Caller): Promise<{ fh: number, attr: Attr }> {
+    const fd = tmpFile(this.mutable('open', dir), dir, flags, mode, caller)
+    try {
+      const st = fs.fstatSync(fd, { bigint: true })
+      const ino = unionIno(0, Number(st.ino))
+      return { fh: this.handles.add(fd, ino, true, true), attr: toAttr(st, ino) }
+    } catch (err) {
+      fs.closeSync(fd)
+      throw err
+    }
+  }
+
+  async linkHandle (fh: number, p: string): Promise<Attr> {
+    const core = this.mutable('link', p)
+    const h = this.handles.get(fh, 'link')
+    // A lower file's handle has no file of the writable branch to name.
+    if (!h.onUpper) throw fsError('EXDEV', 'link', p)
+    linkOpen(core, h.fd, p)
+    return this.getattr(p)
   }
 
   async read (fh: number, buf: Buffer, length: number, position: number): Promise<number> {

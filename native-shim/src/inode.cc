@@ -2,7 +2,8 @@
 // the 0/0 character device that is an overlayfs whiteout), renameat2 (no
 // replace, exchange, whiteout: the atomic steps copy-up and rename build on)
 // and utimensat/futimens with nanoseconds, UTIME_NOW and UTIME_OMIT, where
-// fs.utimes rounds through a double of seconds.
+// fs.utimes rounds through a double of seconds; and linkFd, which names a
+// file that has no name yet (O_TMPFILE) or any more.
 #include "shim.h"
 
 #include <fcntl.h>
@@ -92,8 +93,30 @@ static napi_value Futimens(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+// linkFd(fd, newPath): a new name for the file open as `fd`, whatever names
+// it has (none, for an O_TMPFILE file). Through /proc/self/fd with
+// AT_SYMLINK_FOLLOW rather than AT_EMPTY_PATH, which needs
+// CAP_DAC_READ_SEARCH.
+static napi_value LinkFd(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int fd = -1;
+  std::string to;
+  if (!get_args(env, info, 2, argv) || !arg_fd(env, argv[0], "fd", &fd) ||
+      !arg_string(env, argv[1], "newPath", &to)) {
+    return nullptr;
+  }
+  char from[64];
+  snprintf(from, sizeof from, "/proc/self/fd/%d", fd);
+  if (linkat(AT_FDCWD, from, AT_FDCWD, to.c_str(), AT_SYMLINK_FOLLOW) != 0) {
+    return sys_error(env, errno, "link", nullptr, &to);
+  }
+  return undefined(env);
+}
+
 bool register_inode(napi_env env, napi_value exports, napi_value constants) {
   return define_function(env, exports, "mknod", Mknod) &&
+         define_function(env, exports, "linkFd", LinkFd) &&
+         define_constant(env, constants, "O_TMPFILE", O_TMPFILE) &&
          define_function(env, exports, "renameat2", Renameat2) &&
          define_function(env, exports, "utimensat", Utimensat) &&
          define_function(env, exports, "futimens", Futimens) &&
