@@ -32,6 +32,7 @@
  * bits (`killSuidSgid`).
  */
 import * as fs from 'node:fs'
+import type { Attr } from '../union/types'
 import type { RequestHeader } from './codec'
 import type { OpContext } from './op-context'
 import { Fattr } from './protocol'
@@ -81,9 +82,21 @@ function callerInGroup (h: RequestHeader, gid: number): boolean {
  */
 export async function killSuidSgid (ctx: OpContext, h: RequestHeader, path: string | undefined, fh?: number): Promise<boolean> {
   if (path === undefined) return false
-  const attr = fh !== undefined ? await ctx.fs.fgetattr(fh) : await ctx.fs.getattr(path)
-  const kill = killedBits(attr.mode, () => callerInGroup(h, attr.gid))
-  if (kill === 0) return false
-  await ctx.fs.chmod(path, attr.mode & 0o7777 & ~kill)
+  return await clearModeBits(ctx, path, fh, (attr) => killedBits(attr.mode, () => callerInGroup(h, attr.gid)))
+}
+
+/**
+ * Clears the mode bits `bitsOf` names from the file at `path`, or open as
+ * `fh` (read through it when given; changed through it only when there is
+ * no path); true if any were set.
+ */
+export async function clearModeBits (ctx: OpContext, path: string | undefined, fh: number | undefined, bitsOf: (attr: Attr) => number): Promise<boolean> {
+  if (path === undefined && fh === undefined) throw new TypeError('clearModeBits needs a path or a handle')
+  const attr = fh !== undefined ? await ctx.fs.fgetattr(fh) : await ctx.fs.getattr(path as string)
+  const bits = bitsOf(attr)
+  if (bits === 0) return false
+  const mode = attr.mode & 0o7777 & ~bits
+  if (path !== undefined) await ctx.fs.chmod(path, mode)
+  else await ctx.fs.fchmod(fh as number, mode)
   return true
 }

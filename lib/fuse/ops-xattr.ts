@@ -19,8 +19,8 @@
  */
 import { fsError } from '../errors'
 import type { Encoder } from './codec'
-import type { FuseNode } from './nodes'
-import { op, type OpContext } from './op-context'
+import { clearModeBits } from './killpriv'
+import { op } from './op-context'
 import { FUSE_SETXATTR_ACL_KILL_SGID } from './protocol'
 
 const S_ISGID = 0o2000
@@ -45,20 +45,11 @@ export const setxattrOp = op<SetxattrIn, void>({
     const p = node.paths[0]
     if (p !== undefined) await ctx.fs.setxattr(p, a.name, a.value, a.flags)
     else await ctx.fs.fsetxattr(ctx.nodes.openFh(node, 'fsetxattr'), a.name, a.value, a.flags)
-    if ((a.setxattrFlags & FUSE_SETXATTR_ACL_KILL_SGID) !== 0) await killSgid(ctx, node)
+    if ((a.setxattrFlags & FUSE_SETXATTR_ACL_KILL_SGID) !== 0) {
+      await clearModeBits(ctx, p, p === undefined ? ctx.nodes.openFh(node, 'fchmod') : undefined, (attr) => attr.mode & S_ISGID)
+    }
   }
 })
-
-/** Clears the set-group-ID bit of `node`, by path or through an open handle. */
-async function killSgid (ctx: OpContext, node: FuseNode): Promise<void> {
-  const p = node.paths[0]
-  const fh = p === undefined ? ctx.nodes.openFh(node, 'fchmod') : undefined
-  const attr = p !== undefined ? await ctx.fs.getattr(p) : await ctx.fs.fgetattr(fh as number)
-  if ((attr.mode & S_ISGID) === 0) return
-  const mode = attr.mode & 0o7777 & ~S_ISGID
-  if (p !== undefined) await ctx.fs.chmod(p, mode)
-  else await ctx.fs.fchmod(fh as number, mode)
-}
 
 /** Either the value, or (size 0 asked) only its size. */
 interface SizedValue { value: Buffer | undefined, size: number }

@@ -35,9 +35,14 @@ export function checkNewName (path: string, syscall: string): void {
 
 /** The directory a new entry goes into: resolved, a directory, in the writable branch. */
 export function newEntryParent (core: Core, path: string, syscall: string): Entry {
-  const parent = core.resolver.get(parentOf(path), syscall)
-  if (!parent.isDir) throw fsError('ENOTDIR', syscall, path)
-  return core.copyUp.dir(parent.path, syscall)
+  return writableDir(core, parentOf(path), syscall, path)
+}
+
+/** Directory `dir`, resolved, a directory, copied up to the writable branch; ENOTDIR names `errPath`. */
+export function writableDir (core: Core, dir: string, syscall: string, errPath = dir): Entry {
+  const e = core.resolver.get(dir, syscall)
+  if (!e.isDir) throw fsError('ENOTDIR', syscall, errPath)
+  return core.copyUp.dir(e.path, syscall)
 }
 
 /**

@@ -16,7 +16,7 @@ import type { WritableBranch } from '../branch/branch'
 import { fsError } from '../errors'
 import * as native from '../native'
 import { ACL_DEFAULT, inheritAcl, newEntryMode } from './acl'
-import { checkNewName, forget, giveTo, newEntryGid, newEntryParent, type Core } from './core'
+import { checkNewName, forget, giveTo, newEntryGid, newEntryParent, writableDir, type Core } from './core'
 import { baseName, parentOf } from './paths'
 import type { Caller } from './types'
 import { isWhiteoutStat } from './whiteouts'
@@ -99,9 +99,7 @@ export function link (core: Core, existing: string, path: string): void {
  * one from being linked itself, and linkOpen needs the branch to allow it.
  */
 export function tmpFile (core: Core, dir: string, flags: number, mode: number, caller: Caller): number {
-  const parent = core.resolver.get(dir, 'open')
-  if (!parent.isDir) throw fsError('ENOTDIR', 'open', dir)
-  core.copyUp.dir(dir, 'open')
+  writableDir(core, dir, 'open')
   const { upper } = core
   const made = newEntryMode(mode, caller.umask ?? 0, upper.getxattr(dir, ACL_DEFAULT))
   const c = fs.constants
