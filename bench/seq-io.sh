@@ -7,7 +7,11 @@
 #  - read, cold: `dd` of a 256 MiB file with 1 MiB blocks after dropping
 #    the page cache: the file itself, and the same file as the lower branch
 #    of a fresh mount (a lower file of a union with a writable branch is
-#    served by the daemon, not passed through: lib/fuse/passthrough.ts).
+#    served by the daemon, not passed through: lib/fuse/passthrough.ts);
+#  - read, cached: the same two reads with the file's pages in the page
+#    cache (read once just before): the plain read copies them once, the
+#    union's first read brings them through the daemon (spliced READ
+#    replies, lib/fuse/splice.ts) into the mount's own page cache.
 # Prints seconds for each round, then the medians and their ratio.
 #
 #   sudo bash bench/seq-io.sh [ROUNDS] [DIR]
@@ -37,18 +41,24 @@ drop () { sync; echo 3 > /proc/sys/vm/drop_caches; }
 timed () { /usr/bin/time -f %e "$@" 2>&1 >/dev/null | tail -1; }
 write () { drop; timed dd if=/dev/zero of="$1" bs=1M count=256 conv=fsync; rm -f "$1"; sync; }
 read_cold () { drop; timed dd if="$1" of=/dev/null bs=1M; }
+read_cached () { cat "$DIR/lower/big.bin" > /dev/null; timed dd if="$1" of=/dev/null bs=1M; }
 
-wn=(); wu=(); rn=(); ru=()
-printf '%-6s %12s %12s %12s %12s\n' round 'write plain' 'write union' 'read plain' 'read union'
+wn=(); wu=(); rn=(); ru=(); cn=(); cu=()
+row () { printf '%-6s %12s %12s %12s %12s %12s %12s\n' "$@"; }
+row round 'write plain' 'write union' 'cold plain' 'cold union' 'cached plain' 'cached union'
 for i in $(seq 1 "$ROUNDS"); do
   mount_fresh
   a=$(write "$DIR/plain/w.bin"); b=$(write "$M/w.bin")
   mount_fresh
   c=$(read_cold "$DIR/lower/big.bin"); d=$(read_cold "$M/big.bin")
-  wn+=("$a"); wu+=("$b"); rn+=("$c"); ru+=("$d")
-  printf '%-6s %12s %12s %12s %12s\n' "$i" "$a" "$b" "$c" "$d"
+  mount_fresh
+  e=$(read_cached "$DIR/lower/big.bin"); f=$(read_cached "$M/big.bin")
+  wn+=("$a"); wu+=("$b"); rn+=("$c"); ru+=("$d"); cn+=("$e"); cu+=("$f")
+  row "$i" "$a" "$b" "$c" "$d" "$e" "$f"
 done
 median () { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 mw=$(median "${wn[@]}"); mu=$(median "${wu[@]}"); mr=$(median "${rn[@]}"); mv=$(median "${ru[@]}")
-printf '%-6s %12s %12s %12s %12s\n' median "$mw" "$mu" "$mr" "$mv"
-awk -v a="$mw" -v b="$mu" -v c="$mr" -v d="$mv" 'BEGIN { printf "union / plain: write %.2fx, read cold %.2fx\n", b / a, d / c }'
+mc=$(median "${cn[@]}"); md=$(median "${cu[@]}")
+row median "$mw" "$mu" "$mr" "$mv" "$mc" "$md"
+awk -v a="$mw" -v b="$mu" -v c="$mr" -v d="$mv" -v e="$mc" -v f="$md" \
+  'BEGIN { printf "union / plain: write %.2fx, read cold %.2fx, read cached %.2fx\n", b / a, d / c, f / e }'

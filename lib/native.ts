@@ -215,3 +215,24 @@ export const {
  * `spinUs` microseconds (0: read at once). Bytes read; errors as readSync's.
  */
 export const readDevice: (fd: number, buf: Uint8Array, spinUs: number) => number = binding.readDevice
+
+/**
+ * A close-on-exec, non-blocking pipe grown to at least `bytes` where the
+ * system allows: [read end, write end, capacity in bytes].
+ */
+export const makePipe: (bytes: number) => [number, number, number] = binding.makePipe
+
+/**
+ * splice(2) up to `size` bytes of `fileFd` at `offset` into the pipe
+ * (`dataR`, `dataW`); fewer only at end of file. Bytes moved; on a failure
+ * the pipe is left empty and the file's error thrown.
+ */
+export const spliceIn: (fileFd: number, offset: number, size: number, dataR: number, dataW: number) => number = binding.spliceIn
+
+/**
+ * Writes to FUSE device `devFd` the success reply to request `unique`
+ * whose data are the `bytes` waiting in pipe `dataR`, as one message built
+ * in pipe (`msgR`, `msgW`). On a failure both pipes are left empty and the
+ * device's error thrown.
+ */
+export const spliceOut: (devFd: number, unique: number, bytes: number, dataR: number, msgR: number, msgW: number) => void = binding.spliceOut

@@ -15,7 +15,8 @@
         "src/data.cc",
         "src/mount.cc",
         "src/fdpass.cc",
-        "src/devread.cc"
+        "src/devread.cc",
+        "src/splice.cc"
       ],
       "defines": ["NAPI_VERSION=8", "_FILE_OFFSET_BITS=64"],
       "cflags_cc": ["-Wall", "-Wextra"]

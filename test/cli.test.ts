@@ -297,8 +297,8 @@ t.test('spin: the serving thread polls after each request, then sleeps', { skip:
   }
 })
 
-t.test('readahead: the mount\'s read_ahead_kb, 1024 unless told', { skip: mountSkip }, async t => {
-  for (const [opt, want] of [[undefined, '1024'], ['readahead=4096', '4096'], ['readahead=0', '128']] as const) {
+t.test('readahead: the mount\'s read_ahead_kb, 1020 unless told', { skip: mountSkip }, async t => {
+  for (const [opt, want] of [[undefined, '1020'], ['readahead=4096', '4096'], ['readahead=0', '128']] as const) {
     const tr = tree(t)
     guard(t, tr.m)
     const r = cli('mount', ...(opt === undefined ? [] : ['-o', opt]), `${tr.a}:${tr.b}`, tr.m)

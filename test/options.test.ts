@@ -10,7 +10,7 @@ import * as path from 'node:path'
 import { spawnSync } from 'node:child_process'
 import { parseOptions, toArgs } from '../lib/option-syntax'
 import { resolveOptions, OptionsError, WORKDIR_NAME, DEFAULT_CACHE_ENTRIES, type Options } from '../lib/options'
-import { defaultSpinUs } from '../lib/fuse/types'
+import { DEFAULT_READAHEAD_KB, defaultSpinUs } from '../lib/fuse/types'
 
 const isRoot = process.getuid?.() === 0
 
@@ -75,7 +75,7 @@ t.test('branch-list syntax', async t => {
   t.equal(o.mountpoint, tr.m)
   t.same(o.fuse, {
     fsname: 'unionfs-ts', entryTimeout: 60, attrTimeout: 60, negativeTimeout: 60,
-    writeback: false, passthrough: true, killpriv: true, spin: defaultSpinUs(), readahead: 1024, readdirplus: 'auto', xattr: true, acl: true, debug: false, allowOther: isRoot, readOnly: false
+    writeback: false, passthrough: true, killpriv: true, spin: defaultSpinUs(), readahead: DEFAULT_READAHEAD_KB, readdirplus: 'auto', xattr: true, acl: true, debug: false, allowOther: isRoot, readOnly: false
   })
   t.equal(o.backend, 'protocol')
   t.equal(o.foreground, false)

@@ -38,6 +38,7 @@ import { isReaddirPlusMode, READDIRPLUS_MODES, type ReaddirPlusMode } from './li
 import { debugFromEnv } from './log'
 import { mountFd, unmountPath } from './mount-cmd'
 import type { BackingIoctls } from './passthrough'
+import type { SpliceCalls } from './splice'
 import type { SessionConfig } from './session'
 import { openConnection, type Connection } from './thread'
 import { DEFAULT_READAHEAD_KB, defaultSpinUs, MAX_SPIN_US, type FuseMountOptions, type FuseSession } from './types'
@@ -52,17 +53,19 @@ type Mount2 = (source: string, target: string, fstype: string, flags: number, da
 interface Native {
   mount2: Mount2
   backing: BackingIoctls
+  splice: SpliceCalls
   socketpair: () => [number, number]
   recvFd: (sockFd: number) => number
 }
 
-/** mount(2) and the backing-file ioctls from the native addon, or undefined when it is not built. */
+/** mount(2), the backing-file ioctls and the splice calls from the native addon, or undefined when it is not built. */
 async function loadNative (): Promise<Native | undefined> {
   try {
     const n = await import('../native')
     return {
       mount2: n.mount,
       backing: { open: n.fuseBackingOpen, close: n.fuseBackingClose },
+      splice: n,
       socketpair: n.socketpair,
       recvFd: n.recvFd
     }
@@ -140,7 +143,7 @@ export async function mountFuse (unionFs: UnionFsApi, mountpoint: string, opts: 
   }
   const native = await loadNative()
   const mount2 = opts.useMountCommand === true ? undefined : native?.mount2
-  const conn = openConnection({ fd, ...config, backing: native?.backing })
+  const conn = openConnection({ fd, ...config, backing: native?.backing, splice: native?.splice })
   conn.start()
   try {
     if (mount2 !== undefined) {
@@ -184,7 +187,7 @@ async function mountAsUser (config: Omit<SessionConfig, 'fd' | 'backing'>, mnt: 
   }
   if (fsname.includes(',')) throw new Error(`mounting ${mnt} failed: fsname must not contain ',' when mounting through fusermount3`)
   const fd = await fusermountFd(native, mnt, userMountOptions(opts, fsname))
-  const conn = openConnection({ fd, ...config, passthrough: false, backing: undefined })
+  const conn = openConnection({ fd, ...config, passthrough: false, backing: undefined, splice: native.splice })
   conn.start()
   conn.setMounted()
   conn.log.info(`mounted ${fsname} on ${mnt} with fusermount3 (uid ${process.getuid?.() ?? '?'}; passthrough off)`)

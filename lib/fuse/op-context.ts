@@ -6,9 +6,10 @@
  * `run` does the work against the union (may be async, may throw an
  * errno-carrying error), `encode` writes the success reply body
  * synchronously, and `sent` learns whether that reply reached the kernel
- * (entry replies count a lookup that must be undone if it did not). No op
- * writes to the device itself: exactly one reply per request is the
- * wrapper's job.
+ * (entry replies count a lookup that must be undone if it did not); a READ
+ * whose data waits in the splicer's pipe says so through `spliced`, and
+ * the wrapper sends it from there. No op writes to the device itself:
+ * exactly one reply per request is the wrapper's job.
  */
 import type { Attr, Caller, UnionFsApi } from '../union/types'
 import type { BufferPool } from './buffers'
@@ -18,6 +19,7 @@ import type { ListingAttrs } from './listing-attrs'
 import type { FuseLog } from './log'
 import type { FuseNode, NodeTable } from './nodes'
 import type { Passthrough } from './passthrough'
+import type { Splicer } from './splice'
 
 /** What INIT settled with the kernel. */
 export interface Connection {
@@ -62,6 +64,8 @@ export interface OpContext {
   readonly fhNodes: Map<number, FuseNode>
   /** Which opens the kernel serves itself from a branch file. */
   readonly passthrough: Passthrough
+  /** Large READ replies spliced from the file; undefined without the native addon. */
+  readonly splicer: Splicer | undefined
   /** Attributes in READDIRPLUS replies, or names alone. */
   readonly listingAttrs: ListingAttrs
   /**
@@ -81,6 +85,8 @@ export interface OpSpec<A, R> {
   run: (ctx: OpContext, h: RequestHeader, a: A) => Promise<R> | R
   /** Writes the reply body; absent: an empty success reply. */
   encode?: (e: Encoder, r: R, ctx: OpContext) => void
+  /** Does the reply's body wait in the session's pipe (a spliced READ, splice.ts) instead of being encoded? */
+  spliced?: (r: R) => boolean
   /** Called after the reply was written (`ok`) or refused by the kernel (interrupted). */
   sent?: (ctx: OpContext, r: R, ok: boolean) => void
 }

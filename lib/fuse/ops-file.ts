@@ -33,8 +33,9 @@
  * back), and flushOp answers it.
  *
  * READ data is read straight into a pooled buffer behind the reply header
- * and sent from there; WRITE data is handed to the union as a view into the
- * request buffer. Neither is copied.
+ * and sent from there (a large read is spliced from the file instead, past
+ * the daemon's memory: splice.ts); WRITE data is handed to the union as a
+ * view into the request buffer. Neither is copied.
  *
  * O_DIRECT is the kernel's business (it bypasses its page cache for that
  * open file and sends the reads and writes as they come); it is not passed
@@ -53,6 +54,7 @@ import { killSuidSgid } from './killpriv'
 import type { FuseNode } from './nodes'
 import { creatorOf, encodeEntry, entryFor, kernelKeeps, op, type EntryResult, type OpContext } from './op-context'
 import { CACHED_IO, type OpenIo } from './passthrough'
+import type { Spliced } from './splice'
 import { Fopen, FUSE_FSYNC_FDATASYNC, FUSE_OPEN_KILL_SUIDGID, FUSE_WRITE_KILL_SUIDGID, OutHeader } from './protocol'
 
 const { O_WRONLY, O_RDWR, O_APPEND, O_DIRECT } = constants
@@ -185,13 +187,19 @@ export const tmpfileOp = op<CreateIn, EntryResult & Opened>({
 
 interface ReadIn { fh: number, offset: number, size: number }
 
-export const readOp = op<ReadIn, { buf: Buffer, n: number }>({
+type ReadOut = { buf: Buffer, n: number } | Spliced
+
+export const readOp = op<ReadIn, ReadOut>({
   decode: (d) => {
     const fh = d.u64()
     const offset = d.u64()
     return { fh, offset, size: d.u32() }
   },
   run: async (ctx, _h, a) => {
+    const s = ctx.splicer
+    if (s !== undefined && ctx.fs.readFd !== undefined && s.takes(a.offset, a.size)) {
+      return s.fill(ctx.fs.readFd(a.fh), a.offset, a.size)
+    }
     const buf = ctx.pool.take()
     try {
       const size = Math.min(a.size, buf.length - OutHeader.SIZE)
@@ -202,8 +210,9 @@ export const readOp = op<ReadIn, { buf: Buffer, n: number }>({
       throw err
     }
   },
-  encode: (e, r) => { e.framed(r.buf, r.n) },
-  sent: (ctx, r) => { ctx.pool.give(r.buf) }
+  spliced: (r) => 'spliced' in r,
+  encode: (e, r) => { if ('buf' in r) e.framed(r.buf, r.n) },
+  sent: (ctx, r) => { if ('buf' in r) ctx.pool.give(r.buf) }
 })
 
 interface WriteIn { fh: number, offset: number, writeFlags: number, data: Buffer }

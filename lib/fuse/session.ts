@@ -32,8 +32,9 @@ import { NodeTable } from './nodes'
 import type { OpContext, OpSpec } from './op-context'
 import { makeOpTable, type OpTable } from './ops'
 import { Passthrough, type BackingIoctls } from './passthrough'
+import { Splicer, type SpliceCalls } from './splice'
 import { InHeader, OP_NAMES } from './protocol'
-import { FLAG_ABANDON, FLAG_MINOR, FLAG_MOUNTED, type SharedState } from './shared-state'
+import { BY_OPCODE, FLAG_ABANDON, FLAG_MINOR, FLAG_MOUNTED, type SharedState } from './shared-state'
 import type { FuseStats } from './types'
 
 /** 1 MiB writes and reads: 256 pages of 4 KiB. */
@@ -68,6 +69,8 @@ export interface SessionConfig {
   readDevice?: DeviceRead
   /** The backing-file ioctls; undefined without the native addon. */
   backing: BackingIoctls | undefined
+  /** The splice calls for large READ replies; undefined: every read is buffered. */
+  splice?: SpliceCalls
   debug: boolean
   /**
    * 'pool' (default): reads on the thread pool. 'sync': one blocking loop,
@@ -125,6 +128,7 @@ export class FuseConnection {
       maxPages: MAX_PAGES,
       fhNodes: new Map(),
       passthrough: new Passthrough(cfg.fd, cfg.fs, cfg.backing, cfg.passthrough, this.log),
+      splicer: cfg.splice === undefined ? undefined : new Splicer(cfg.fd, cfg.splice, MAX_WRITE, this.log),
       listingAttrs: new ListingAttrs(cfg.readdirPlus ?? 'auto'),
       staleNodes: new Set(),
       conn: { minor: 0, flags: 0, writeback: false, setxattrExt: false, killPriv: false, acl: false, passthrough: false, noOpendir: false }
@@ -174,8 +178,9 @@ export class FuseConnection {
     c[6] = pt.cached
     c[7] = pt.registered
     c[8] = pt.backings
+    c[9] = this.ctx.splicer?.sent ?? 0
     const by = this.byOpcode
-    for (let op = 0; op < by.length && op < 64; op++) c[9 + op] = by[op] ?? 0
+    for (let op = 0; op < by.length && op < 64; op++) c[BY_OPCODE + op] = by[op] ?? 0
     if (this.shared !== undefined) Atomics.store(this.shared.flags, FLAG_MINOR, this.ctx.conn.minor)
   }
 
@@ -207,7 +212,8 @@ export class FuseConnection {
       passthroughOpens: pt.passthrough,
       cachedOpens: pt.cached,
       backingsRegistered: pt.registered,
-      backingsOpen: pt.backings
+      backingsOpen: pt.backings,
+      splicedReads: this.ctx.splicer?.sent ?? 0
     }
   }
 
@@ -305,17 +311,31 @@ export class FuseConnection {
 
   /** Encode and write one reply. True when the kernel took it. */
   private reply (unique: number, errno: number, spec?: OpSpec<unknown, unknown>, r?: unknown): boolean {
+    if (errno === 0 && spec?.spliced?.(r) === true) return this.replySpliced(unique)
     const e = this.enc
     e.begin()
     if (errno === 0 && spec?.encode !== undefined) spec.encode(e, r, this.ctx)
     const { msg, len } = e.finish(unique, -errno)
     this.log.reply(unique, errno, len)
-    const outcome = this.write(msg, len)
+    return this.answered(unique, errno, this.write(msg, len))
+  }
+
+  /** The reply whose data the splicer holds (splice.ts). */
+  private replySpliced (unique: number): boolean {
+    // Ended: the splicer was closed with the session, its data dropped.
+    if (this.phase === 'ended') return false
+    const { outcome, len } = (this.ctx.splicer as Splicer).send(unique)
+    this.log.reply(unique, 0, len)
+    return this.answered(unique, 0, outcome)
+  }
+
+  /** After writing a reply: true when the kernel took it; a refused success reply gets EIO instead. */
+  private answered (unique: number, errno: number, outcome: WriteOutcome): boolean {
     if (outcome === 'refused' && errno === 0) {
       // The kernel rejected the reply's shape (a bug): without an answer the
       // request would hang, so it gets EIO instead.
-      e.begin()
-      const fallback = e.finish(unique, -EIO)
+      this.enc.begin()
+      const fallback = this.enc.finish(unique, -EIO)
       this.log.reply(unique, EIO, fallback.len)
       this.write(fallback.msg, fallback.len)
     }
@@ -392,6 +412,7 @@ export class FuseConnection {
         this.log.error('closing /dev/fuse', err)
       }
     }
+    this.ctx.splicer?.close()
     const done = (): void => { this.resolveClosed() }
     if (!this.mounted) { done(); return }
     this.ctx.fs.destroy().catch((err: unknown) => { this.log.error('destroy failed', err) }).finally(done)

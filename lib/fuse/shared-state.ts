@@ -22,14 +22,15 @@ export const FLAG_MINOR = 2
 /** Set by the serving worker once its union is open (1) or it failed (-1); the owner waits for it. */
 export const FLAG_READY = 3
 export const FLAG_WORDS = 4
-/** requests, nodes, openDirs, openFiles, passthrough, passthroughOpens, cachedOpens, backingsRegistered, backingsOpen, then 64 per-opcode counts. */
-export const COUNTER_WORDS = 9 + 64
+/** requests, nodes, openDirs, openFiles, passthrough, passthroughOpens, cachedOpens, backingsRegistered, backingsOpen, splicedReads, then 64 per-opcode counts from BY_OPCODE. */
+export const BY_OPCODE = 10
+export const COUNTER_WORDS = BY_OPCODE + 64
 
 /** FuseStats from the shared counters. */
 export function statsFromCounters (c: Float64Array): FuseStats {
   const byKind: Record<string, number> = {}
   for (let op = 0; op < 64; op++) {
-    const n = c[9 + op]
+    const n = c[BY_OPCODE + op]
     if (n > 0) byKind[OP_NAMES[op] ?? `op${op}`] = n
   }
   return {
@@ -42,6 +43,7 @@ export function statsFromCounters (c: Float64Array): FuseStats {
     passthroughOpens: c[5],
     cachedOpens: c[6],
     backingsRegistered: c[7],
-    backingsOpen: c[8]
+    backingsOpen: c[8],
+    splicedReads: c[9]
   }
 }

@@ -30,7 +30,7 @@ async function main (): Promise<void> {
     : undefined
   // The device is the owner's: it closes it once this thread says 'closed'.
   const conn = new FuseConnection({
-    ...data.session, fs: union, backing, readDevice: native?.readDevice, loop: 'sync', shared: data.shared, ownsFd: false
+    ...data.session, fs: union, backing, splice: data.splice ? native : undefined, readDevice: native?.readDevice, loop: 'sync', shared: data.shared, ownsFd: false
   })
   ready(1)
   conn.start()

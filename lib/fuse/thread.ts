@@ -53,10 +53,12 @@ import type { FuseStats } from './types'
 
 /** What the worker gets (structured-cloned). */
 export interface ThreadData {
-  session: Omit<SessionConfig, 'fs' | 'backing' | 'loop' | 'shared'>
+  session: Omit<SessionConfig, 'fs' | 'backing' | 'splice' | 'loop' | 'shared'>
   union: UnionThreadSpec
   /** Load the native addon's backing ioctls in the worker. */
   backing: boolean
+  /** And its splice calls. */
+  splice: boolean
   shared: SharedState
 }
 
@@ -116,8 +118,8 @@ class ThreadConnection implements Connection {
   }
 
   start (): void {
-    const { fs: _fs, backing, loop: _loop, shared: _shared, ...session } = this.cfg
-    const data: ThreadData = { session, union: this.spec, backing: backing !== undefined, shared: this.shared }
+    const { fs: _fs, backing, splice, loop: _loop, shared: _shared, ...session } = this.cfg
+    const data: ThreadData = { session, union: this.spec, backing: backing !== undefined, splice: splice !== undefined, shared: this.shared }
     // A small young generation: a request's garbage dies young either way,
     // and with V8's default the daemon peaked at 130 MiB instead of 103
     // after ls -lR and tar of 4k files, no faster.

@@ -17,8 +17,14 @@ export function defaultSpinUs (): number {
 /** The longest spin taken (a second): longer only burns a CPU. */
 export const MAX_SPIN_US = 1_000_000
 
-/** FuseMountOptions.readahead's default: the largest READ one request carries (max_pages). */
-export const DEFAULT_READAHEAD_KB = 1024
+/**
+ * FuseMountOptions.readahead's default: nearly the largest READ one request
+ * carries (max_pages, 1 MiB), and the largest whose reply, header
+ * included, a pipe of 1 MiB holds, so that it can be spliced (splice.ts):
+ * 255 pages of data and one for the header. 1 MiB is as large as a pipe
+ * grows without CAP_SYS_RESOURCE (/proc/sys/fs/pipe-max-size).
+ */
+export const DEFAULT_READAHEAD_KB = 1020
 
 export interface FuseMountOptions {
   /** The mount's source as /proc/mounts shows it. Default 'unionfs-ts'. */
@@ -64,8 +70,8 @@ export interface FuseMountOptions {
   /**
    * KiB the kernel reads ahead of a sequential reader of a file the daemon
    * serves (default DEFAULT_READAHEAD_KB): the mount's read_ahead_kb,
-   * which is otherwise 128, so that a cold sequential read asks for 1 MiB
-   * a request instead of 128 KiB. Set as root only (mount.ts); 0 leaves
+   * which is otherwise 128, so that a cold sequential read asks for about
+   * 1 MiB a request instead of 128 KiB. Set as root only (mount.ts); 0 leaves
    * the kernel's. Passthrough files read ahead on their branch's device.
    */
   readahead?: number
@@ -128,6 +134,8 @@ export interface FuseStats {
   /** Backing files registered with the kernel so far / held now. */
   backingsRegistered?: number
   backingsOpen?: number
+  /** READ replies spliced from the branch file instead of copied through a buffer (lib/fuse/splice.ts). */
+  splicedReads?: number
 }
 
 export interface FuseSession {

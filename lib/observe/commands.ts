@@ -104,7 +104,7 @@ export function formatStats (s: MountStats, colour = false): string {
   const lines = [
     `${c('bold', s.mountpoint)}  daemon pid ${s.pid}, up ${s.uptimeSeconds} s`,
     `requests:     ${s.requests.total}`,
-    ...kinds.map(([k, n]) => `  ${k.toLowerCase().padEnd(12)}${String(n).padStart(10)}`),
+    ...kinds.map(([k, n]) => `  ${k.toLowerCase().padEnd(12)}${String(n).padStart(10)}${k === 'READ' && s.requests.splicedReads !== undefined ? ` (${s.requests.splicedReads} spliced)` : ''}`),
     `dentry cache: ${d.hits} hits${pct(d.hits)}, ${d.negativeHits} negative hits${pct(d.negativeHits)}, ${d.misses} misses${pct(d.misses)}; ${d.size}/${d.capacity} entries`,
     `copy-ups:     ${c(s.copyUps > 0 ? 'magenta' : 'reset', String(s.copyUps))}, ${bytes(s.bytesCopied)} copied`,
     `whiteouts:    ${s.whiteouts} made, ${s.opaques} opaque directories made`,

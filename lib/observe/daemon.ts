@@ -27,7 +27,8 @@ export interface MountStats {
   mountpoint: string
   pid: number
   uptimeSeconds: number
-  requests: { total: number, byKind: Record<string, number> }
+  /** splicedReads: READ replies spliced from the file (protocol backend only). */
+  requests: { total: number, byKind: Record<string, number>, splicedReads?: number }
   dentryCache: { hits: number, misses: number, negativeHits: number, size: number, capacity: number }
   copyUps: number
   bytesCopied: number
@@ -57,7 +58,11 @@ export function mountStats (server: Server, startedAt: number): MountStats {
     mountpoint: server.options.mountpoint,
     pid: process.pid,
     uptimeSeconds: Math.round((Date.now() - startedAt) / 100) / 10,
-    requests: { total: s.requests, byKind: s.requestsByKind ?? {} },
+    requests: {
+      total: s.requests,
+      byKind: s.requestsByKind ?? {},
+      ...(s.splicedReads === undefined ? {} : { splicedReads: s.splicedReads })
+    },
     dentryCache: { ...cache, capacity: server.options.union.cacheEntries },
     copyUps: c.copyUps,
     bytesCopied: c.bytesCopied,

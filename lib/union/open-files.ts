@@ -40,6 +40,10 @@ export class OpenFiles {
     return n
   }
 
+  readFd (fh: number): number {
+    return this.handles.get(fh, 'read').fd
+  }
+
   write (fh: number, buf: Buffer, length: number, position: number): number {
     const { fd } = this.handles.get(fh, 'write')
     let n = 0

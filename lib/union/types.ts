@@ -147,6 +147,15 @@ export interface UnionFsApi {
   backingFd? (fh: number): number | undefined
 
   /**
+   * Optional. The branch file descriptor a read of open handle `fh` goes to
+   * now (a copy-up may re-point the handle later); throws EBADF for an
+   * unknown handle, as `read` does. The FUSE transport splices large reads
+   * from it into the device instead of reading them into a buffer; the
+   * descriptor stays the union's.
+   */
+  readFd? (fh: number): number
+
+  /**
    * Optional. How to open this same union in another thread: `module`
    * exports `openUnion(arg)`, resolving to a UnionFsApi over the same
    * branches; `arg` is structured-cloneable. The FUSE transport then serves

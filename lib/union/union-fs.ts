@@ -265,6 +265,10 @@ export class UnionFs implements UnionFsApi {
     return this.files.backingFd(fh)
   }
 
+  readFd (fh: number): number {
+    return this.files.readFd(fh)
+  }
+
   async ftruncate (fh: number, size: number): Promise<void> {
     this.files.ftruncate(fh, size)
   }

@@ -14,6 +14,7 @@ NAPI_MODULE_INIT() {
       !shim::register_mount(env, exports, constants) ||
       !shim::register_fdpass(env, exports, constants) ||
       !shim::register_devread(env, exports, constants) ||
+      !shim::register_splice(env, exports, constants) ||
       napi_object_freeze(env, constants) != napi_ok ||
       napi_set_named_property(env, exports, "constants", constants) != napi_ok) {
     return shim::napi_failure(env);

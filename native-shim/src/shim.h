@@ -64,5 +64,6 @@ bool register_data(napi_env env, napi_value exports, napi_value constants);
 bool register_mount(napi_env env, napi_value exports, napi_value constants);
 bool register_fdpass(napi_env env, napi_value exports, napi_value constants);
 bool register_devread(napi_env env, napi_value exports, napi_value constants);
+bool register_splice(napi_env env, napi_value exports, napi_value constants);
 
 }  // namespace shim
