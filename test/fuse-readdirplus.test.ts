@@ -7,7 +7,7 @@
 import t from 'tap'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
-import { ListingAttrs, PROBE_EVERY } from '../lib/fuse/listing-attrs'
+import { FIRST_PROBE_MAX, ListingAttrs, PROBE_EVERY } from '../lib/fuse/listing-attrs'
 import { serve, type Served } from './helpers/fuse-served'
 
 const NAMES = ['a', 'b', 'c', 'd', 'e', 'f']
@@ -32,9 +32,8 @@ t.test('the policy', async (t) => {
 
   const auto = new ListingAttrs('auto')
   const names = walk(auto, 1, 3 * PROBE_EVERY, false)
-  t.same(names.slice(0, PROBE_EVERY - 1), new Array(PROBE_EVERY - 1).fill(true), 'starts with attributes')
-  t.same(names.slice(PROBE_EVERY - 1), new Array(2 * PROBE_EVERY + 1).fill(false),
-    'a probe nobody stats turns them off for good')
+  t.same(names, new Array(3 * PROBE_EVERY).fill(false),
+    'the first small listing is a probe, and one nobody stats turns attributes off for good')
   const stats = walk(auto, 100, 3 * PROBE_EVERY, true)
   t.equal(stats[0], false, 'the first listing of a statting walker still goes without')
   t.same(stats.slice(1, PROBE_EVERY), new Array(PROBE_EVERY - 1).fill(true), 'its lookups turn attributes on')
@@ -44,9 +43,16 @@ t.test('the policy', async (t) => {
   t.equal(auto.choose(202, 0), true, '(names mode now)')
 
   const dirsOnly = new ListingAttrs('auto')
+  t.equal(dirsOnly.choose(1, 0), true, 'a first listing that cannot tell: attributes')
+  t.equal(dirsOnly.choose(2, FIRST_PROBE_MAX + 1), true,
+    'a large first listing: attributes (as a probe it would cost an ls -l a LOOKUP per name)')
+  t.equal(dirsOnly.choose(3, FIRST_PROBE_MAX), false, 'the first small listing that can tell is the probe')
+  const first = Array.from({ length: FIRST_PROBE_MAX }, (_, i) => `n${i}`)
+  dirsOnly.listed(3, first)
+  for (const name of first.slice(0, FIRST_PROBE_MAX / 4)) dirsOnly.lookedUp(3, name)
   const chose = []
-  // PROBE_EVERY - 1 listings with files among three times as many without.
-  for (let dir = 1; dir <= 4 * (PROBE_EVERY - 1); dir++) chose.push(dirsOnly.choose(dir, dir % 4 === 0 ? 3 : 0))
+  // Its lookups turned attributes on; now PROBE_EVERY - 1 listings with files among three times as many without.
+  for (let dir = 10; dir < 10 + 4 * (PROBE_EVERY - 1); dir++) chose.push(dirsOnly.choose(dir, dir % 4 === 0 ? 3 : 0))
   t.ok(chose.every(a => a), 'listings that cannot tell are not probed, and do not count')
   t.equal(dirsOnly.choose(100, 3), false, 'the PROBE_EVERY-th listing that can tell is the probe')
   dirsOnly.listed(100, ['a']) // the caller read one name of it, then moved on
@@ -66,11 +72,12 @@ t.test('the policy', async (t) => {
   }
   const fileListings = found.filter((_, i) => (i + 1) % 4 === 1)
   t.ok(found.every((a, i) => a || (i + 1) % 4 === 1), 'the listings without files: attributes')
-  t.same(fileListings, [...new Array(PROBE_EVERY - 1).fill(true), ...new Array(fileListings.length - PROBE_EVERY + 1).fill(false)],
-    'a walker that stats nothing: the listings with files get attributes until the first probe, names after')
+  t.same(fileListings, new Array(fileListings.length).fill(false),
+    'a walker that stats nothing: its first listing with files is the probe, names after')
 
   const few = new ListingAttrs('auto')
-  walk(few, 1, PROBE_EVERY - 1, false)
+  walk(few, 1, 1, true) // the first probe, statted: attributes on
+  t.same(walk(few, 2, PROBE_EVERY - 1, true), new Array(PROBE_EVERY - 1).fill(true))
   t.equal(few.choose(9, 9), false, 'probe')
   few.listed(9, ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i'])
   few.lookedUp(9, 'a')

@@ -34,7 +34,12 @@
  * path), probes placed every PROBE_EVERY-th listing of any kind kept
  * landing where nothing could be judged, and a cold `find` paid an lstat
  * for every file.
- * The mode starts at attributes (what an `ls -l` of one directory wants).
+ * The mode starts at attributes (what an `ls -l` of one directory wants),
+ * but the first listing that can tell and holds at most FIRST_PROBE_MAX
+ * non-directory names is a probe: a walker is judged at its first small
+ * listing, for at most that many LOOKUPs if it stats what it lists, where
+ * waiting for the PROBE_EVERY-th listing cost a cold `find` an lstat of
+ * each file of the listings before it.
  * Walkers stat a listing's entries after reading all of it and before
  * opening the next (ls, tar and du do; find reads a directory and then
  * descends), so the verdict is in before the next listing is answered.
@@ -55,6 +60,9 @@ export const PROBE_EVERY = 8
 
 const MIN_NAMES = 2
 
+/** Until the first probe, a listing with at least MIN_NAMES and at most this many non-directory names is the probe. */
+export const FIRST_PROBE_MAX = 64
+
 interface Watch {
   readonly dir: number
   /** Listed non-directory names not looked up yet. */
@@ -65,6 +73,7 @@ interface Watch {
 export class ListingAttrs {
   private attrs = true
   private sinceProbe = 0
+  private probed = false
   private watch: Watch | undefined
 
   constructor (private readonly mode: ReaddirPlusMode) {}
@@ -88,7 +97,9 @@ export class ListingAttrs {
       this.sinceProbe = PROBE_EVERY - 1 // no verdict: the next listing that can tell is the probe
     }
     if (files < MIN_NAMES) return true
-    if (this.attrs && ++this.sinceProbe < PROBE_EVERY) return true
+    const first = !this.probed && files <= FIRST_PROBE_MAX
+    if (this.attrs && !first && ++this.sinceProbe < PROBE_EVERY) return true
+    this.probed = true
     this.sinceProbe = 0
     this.watch = { dir, names: new Set(), hits: 0 }
     return false
