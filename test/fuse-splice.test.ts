@@ -5,8 +5,9 @@
  * 1. The Splicer in process, with a pipe standing in for /dev/fuse: each
  *    message read back is one whole reply (header, then the file's bytes),
  *    at unaligned offsets, short at end of file, empty past it; what it
- *    refuses; and a failure on either side leaves its pipes empty, so the
- *    next reply is exact.
+ *    refuses; a file it cannot splice (left to a buffered read); and a
+ *    failure on either side leaves its pipes empty, so the next reply is
+ *    exact.
  * 2. The union through its CLI (`node bin/unionfs-ts.js mount`): a lower
  *    file read whole and with O_DIRECT at unaligned offsets and sizes
  *    (the kernel passes those on as they are) comes out byte for byte,
@@ -91,7 +92,7 @@ t.test('the Splicer, against a pipe for a device', async (t) => {
     t.ok(s.takes(offset, want), `takes ${want} bytes at ${offset}`)
     const filled = s.fill(fd, offset, want)
     const u = ++unique
-    t.same(s.send(u), { outcome: 'ok', len: 16 + filled.spliced }, 'sent')
+    t.same(s.send(u), { outcome: 'ok', len: 16 + (filled?.spliced ?? -1) }, 'sent')
     const msg = readAll(devR)
     return { len: msg.readUInt32LE(0), error: msg.readInt32LE(4), unique: Number(msg.readBigUInt64LE(8)), body: msg.subarray(16) }
   }
@@ -117,7 +118,11 @@ t.test('the Splicer, against a pipe for a device', async (t) => {
   s.send(++unique)
   readAll(devR)
 
-  t.throws(() => s.fill(dirFd, 0, SPLICE_MIN), { code: 'EINVAL', syscall: 'splice' }, 'the file\'s error, thrown')
+  t.equal(s.fill(dirFd, 0, SPLICE_MIN), undefined, 'a file that cannot be spliced (EINVAL): undefined, for a buffered read')
+  t.ok(s.takes(0, SPLICE_MIN), 'and the pipes are free')
+  const writeOnly = fs.openSync(path.join(dir, 'wo'), 'w')
+  t.teardown(() => { fs.closeSync(writeOnly) })
+  t.throws(() => s.fill(writeOnly, 0, SPLICE_MIN), { code: 'EBADF', syscall: 'splice' }, 'any other error of the file: thrown')
   const afterIn = reply(8192, SPLICE_MIN)
   t.equal(afterIn.len, 16 + SPLICE_MIN)
   t.ok(afterIn.body.equals(data.subarray(8192, 8192 + SPLICE_MIN)), 'the next reply is exact')

@@ -198,7 +198,8 @@ export const readOp = op<ReadIn, ReadOut>({
   run: async (ctx, _h, a) => {
     const s = ctx.splicer
     if (s !== undefined && ctx.fs.readFd !== undefined && s.takes(a.offset, a.size)) {
-      return s.fill(ctx.fs.readFd(a.fh), a.offset, a.size)
+      const spliced = s.fill(ctx.fs.readFd(a.fh), a.offset, a.size)
+      if (spliced !== undefined) return spliced
     }
     const buf = ctx.pool.take()
     try {

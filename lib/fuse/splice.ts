@@ -9,7 +9,8 @@
  * (native-shim/src/splice.cc), the file's pages go into a pipe as
  * references and the device copies each once: for a 1 MiB READ, four
  * system calls instead of two, and half the copying. Below SPLICE_MIN the
- * extra calls cost more than the copy saves, so small reads stay buffered.
+ * extra calls cost more than the copy saves, so small reads stay buffered,
+ * and so does a read of a file whose filesystem cannot splice (EINVAL).
  *
  * Two pipes per session (per serving thread), made with it and closed with
  * it, so that the daemon's descriptors stay as they were at start. They hold one reply at a
@@ -79,11 +80,19 @@ export class Splicer {
 
   /**
    * Up to `size` bytes of `fd` at `offset` into the data pipe (fewer at end
-   * of file); throws the file's error. Only after `takes` said yes.
+   * of file); throws the file's error. Undefined when the file cannot be
+   * spliced (EINVAL: its filesystem has no splice_read), for a buffered
+   * read instead. Only after `takes` said yes.
    */
-  fill (fd: number, offset: number, size: number): Spliced {
+  fill (fd: number, offset: number, size: number): Spliced | undefined {
     const p = this.pipes as Pipes
-    const n = this.calls.spliceIn(fd, offset, size, p.dataR, p.dataW)
+    let n: number
+    try {
+      n = this.calls.spliceIn(fd, offset, size, p.dataR, p.dataW)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EINVAL') return undefined
+      throw err
+    }
     this.waiting = n
     return { spliced: n }
   }
