@@ -11,8 +11,10 @@
  * 2. The union through its CLI (`node bin/unionfs-ts.js mount`): a lower
  *    file read whole and with O_DIRECT at unaligned offsets and sizes
  *    (the kernel passes those on as they are) comes out byte for byte,
- *    the daemon's counters show the replies were spliced, and a reader
- *    opened before a copy-up reads the copy through the splice as well.
+ *    the daemon's counters show the replies were spliced, the lower file
+ *    keeps every page it had in the page cache (none moved into the
+ *    mount's), and a reader opened before a copy-up reads the copy
+ *    through the splice as well.
  *
  * Every mount is unmounted in teardown, even when a test fails.
  */
@@ -142,6 +144,13 @@ t.test('the Splicer, against a pipe for a device', async (t) => {
   cramped.close()
 })
 
+/** Pages of `file` in the page cache (util-linux fincore). */
+function residentPages (file: string): number {
+  const r = run('fincore', ['--noheadings', '--raw', '--output', 'PAGES', file])
+  if (r.status !== 0) throw new Error(`fincore: ${r.stderr}`)
+  return Number(r.stdout.trim())
+}
+
 /** The mount's daemon counters (`unionfs-ts stats --json`). */
 function stats (mnt: string): { total: number, read: number, spliced: number } {
   const r = run(process.execPath, [CLI, 'stats', '--json', mnt])
@@ -160,7 +169,15 @@ t.test('the union: lower files read through spliced replies', async (t) => {
   const { mnt } = withUnion(t, { branches: [top, low] })
   const m = (p: string): string => path.join(mnt, p)
 
+  const lowerBig = path.join(low, 'big')
+  // Pages read from disk, as a layer's are, which a page-stealing splice
+  // could take (the dirty or just-written ones of a new file it does not).
+  run('python3', ['-c', 'import os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd); os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)', lowerBig])
+  fs.readFileSync(lowerBig)
+  t.equal(residentPages(lowerBig), Math.ceil(size / 4096), 'the lower file, in the page cache')
   t.ok(fs.readFileSync(m('big')).equals(data), 'a lower file read whole')
+  t.equal(residentPages(lowerBig), Math.ceil(size / 4096),
+    'and still all of it: no page was moved out of its cache into the mount\'s')
   const whole = stats(mnt)
   t.ok(whole.spliced > 0, `its READ replies were spliced (${whole.spliced} of ${whole.read})`)
 

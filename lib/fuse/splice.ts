@@ -16,22 +16,25 @@
  * of a file whose filesystem cannot splice (EINVAL).
  *
  * Two pipes per session (per serving thread), made with it and closed with
- * it, so that the daemon's descriptors stay as they were at start. They hold one reply at a
- * time: `fill` puts the data in, the session's reply (`send`) takes it out,
+ * it, so that the daemon's descriptors stay as they were at start. They
+ * hold one reply at a time: `fill` puts the data in, the session's reply (`send`) takes it out,
  * and both leave the pipes empty when they fail. A read that finds the
  * pipes holding another reply's data (two READs between fill and send:
  * only with thread-pool reads, PoolReader) is buffered instead. A reply
  * must fit the pipes: the data pipe takes one slot per page the data
  * touches, the message pipe one more for the header. A process without
- * CAP_SYS_RESOURCE cannot grow a pipe past /proc/sys/fs/pipe-max-size
- * (1 MiB by default), so a mount made through fusermount3 splices reads of
- * up to 1 MiB less two pages and buffers larger ones.
+ * CAP_SYS_RESOURCE (a mount made through fusermount3, or root in a
+ * container that drops it) cannot grow a pipe past
+ * /proc/sys/fs/pipe-max-size, 1 MiB by default: it splices reads of up to
+ * 1 MiB less two pages and buffers larger ones (readahead's default keeps
+ * a sequential reader's READs under that: types.ts).
  */
 import * as fs from 'node:fs'
 import type { WriteOutcome } from './device'
 import type { FuseLog } from './log'
+import { OutHeader } from './protocol'
 
-/** The native calls (lib/native.ts); undefined without the addon. */
+/** The native calls (lib/native.ts). */
 export interface SpliceCalls {
   makePipe: (bytes: number) => [number, number, number]
   spliceIn: (fileFd: number, offset: number, size: number, dataR: number, dataW: number) => number
@@ -105,7 +108,7 @@ export class Splicer {
     const p = this.pipes as Pipes
     const n = this.waiting
     this.waiting = -1
-    const len = 16 + n
+    const len = OutHeader.SIZE + n
     try {
       this.calls.spliceOut(this.devFd, unique, n, p.dataR, p.msgR, p.msgW)
       this.sent++
