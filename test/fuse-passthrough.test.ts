@@ -35,21 +35,12 @@ import { Fopen } from '../lib/fuse/protocol'
 import type { UnionFsApi } from '../lib/union/types'
 import { cliBuilt, isMounted, run, tmpdir, withUnion, CLI } from './helpers/mount'
 import { exited, serve, waitExit, type Served } from './helpers/fuse-served'
+import { pattern } from './helpers/tree'
 
 const MiB = 1024 * 1024
 
 // ---------------------------------------------------------------------------
 // helpers
-
-function pattern (size: number, seed: number): Buffer {
-  const b = Buffer.allocUnsafe(size)
-  let x = seed >>> 0
-  for (let i = 0; i < size; i += 4) {
-    x = (Math.imul(x, 1664525) + 1013904223) >>> 0
-    b.writeUInt32LE(x, i)
-  }
-  return b
-}
 
 function pread (fd: number, n: number, pos: number): string {
   const b = Buffer.alloc(n)

@@ -26,21 +26,12 @@ import type { FuseLog } from '../lib/fuse/log'
 import { SPLICE_MIN, Splicer, type SpliceCalls } from '../lib/fuse/splice'
 import * as native from '../lib/native'
 import { CLI, run, tmpdir, withUnion } from './helpers/mount'
+import { pattern } from './helpers/tree'
 
 const KiB = 1024
 const MiB = 1024 * KiB
 
 const quiet = { info: () => {}, error: () => {}, request: () => {}, reply: () => {}, debug: false } as unknown as FuseLog
-
-function pattern (size: number, seed: number): Buffer {
-  const b = Buffer.alloc(size)
-  let x = seed >>> 0
-  for (let i = 0; i + 4 <= size; i += 4) {
-    x = (Math.imul(x, 1664525) + 1013904223) >>> 0
-    b.writeUInt32LE(x, i)
-  }
-  return b
-}
 
 /** Everything waiting in non-blocking pipe `fd`. */
 function readAll (fd: number): Buffer {

@@ -17,18 +17,9 @@ import type { Attr, UnionFsApi } from '../lib/union/types'
 import { spawnSync } from 'node:child_process'
 import { forkServer, serve, Served, waitExit } from './helpers/fuse-served'
 import { isMounted } from './helpers/mount'
+import { pattern } from './helpers/tree'
 
 const MiB = 1024 * 1024
-
-function pattern (size: number, seed: number): Buffer {
-  const b = Buffer.allocUnsafe(size)
-  let x = seed >>> 0
-  for (let i = 0; i < size; i += 4) {
-    x = (Math.imul(x, 1664525) + 1013904223) >>> 0
-    b.writeUInt32LE(x, i)
-  }
-  return b
-}
 
 function code (fn: () => unknown): string | undefined {
   try {

@@ -26,6 +26,20 @@ import { mknod, setxattr, xattrsOf } from './sys'
 
 const KIND = '$'
 
+/**
+ * `size` bytes of file content that differ at every 4-byte word and with
+ * `seed`, so a misplaced or stale block shows in a comparison.
+ */
+export function pattern (size: number, seed: number): Buffer {
+  const b = Buffer.alloc(size)
+  let x = seed >>> 0
+  for (let i = 0; i + 4 <= size; i += 4) {
+    x = (Math.imul(x, 1664525) + 1013904223) >>> 0
+    b.writeUInt32LE(x, i)
+  }
+  return b
+}
+
 export type Dialect = 'aufs' | 'overlay'
 export type OpaqueDialect = Dialect | 'overlay-user'
 
