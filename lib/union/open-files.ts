@@ -30,7 +30,7 @@ export class OpenFiles {
   }
 
   read (fh: number, buf: Buffer, length: number, position: number): number {
-    const { fd } = this.handles.get(fh, 'read')
+    const fd = this.readFd(fh)
     let n = 0
     while (n < length) {
       const r = fs.readSync(fd, buf, n, length - n, position + n)
@@ -40,6 +40,7 @@ export class OpenFiles {
     return n
   }
 
+  /** The descriptor a read of `fh` goes to now (a copy-up re-points a lower handle). */
   readFd (fh: number): number {
     return this.handles.get(fh, 'read').fd
   }
