@@ -336,6 +336,37 @@ t.test('the dentry cache stays exact under mutations', async t => {
   t.ok(await u.getattr('/e/new'))
 })
 
+t.test('the entry a copy-up caches is the one a fresh lookup finds', async t => {
+  // Copy-up builds the copied entry from the one it replaces instead of
+  // looking it up again: parents merged from two lower branches, one from a
+  // single branch, a directory with an opaque branch below it, a file.
+  const s = stack(t)
+  write(`${s.lo1}/a/b/f`, 'data')
+  write(`${s.lo1}/a/b/sub/x`, 'x')
+  write(`${s.lo2}/a/b/g`, 'g')
+  write(`${s.lo2}/a/b/sub/y`, 'y')
+  write(`${s.lo1}/a/solo/h`, 'h')
+  write(`${s.lo1}/a/op/i`, 'i')
+  write(`${s.lo1}/a/op/.wh..wh..opq`, '')
+  write(`${s.lo2}/a/op/j`, 'j')
+  const u = await open(s)
+  await u.chmod('/a/b/f', 0o600)
+  await u.chmod('/a/b/sub', 0o700)
+  await u.chmod('/a/solo/h', 0o600)
+  await u.chmod('/a/op', 0o700)
+  const fresh = await open(s)
+  const shape = (e: Entry | undefined): unknown => e === undefined
+    ? undefined
+    : { isDir: e.isDir, top: e.top, dirs: e.dirs, ino: e.ino, branchIno: e.stat.ino }
+  for (const p of ['/a', '/a/b', '/a/b/f', '/a/b/sub', '/a/solo', '/a/solo/h', '/a/op']) {
+    const cached = u.resolver.cache.peek(p)
+    t.ok(cached !== undefined && cached.top.layer === 0, `${p}: the copy is cached, served by the writable branch`)
+    t.strictSame(shape(cached), shape(fresh.resolver.lookup(p)), `${p}: as a fresh lookup finds it`)
+  }
+  t.strictSame(u.resolver.lookup('/a/op')?.dirs.map(d => d.layer), [0, 1], 'the opaque branch still ends the stack')
+  t.strictSame((await u.readdir('/a/b/sub')).map(e => e.name).sort(), ['x', 'y'], 'a copied directory still merges')
+})
+
 t.test('the bottom branch\'s opaque and redirect marks are not read: nothing lies below them', async t => {
   // A directory in both branches, one only in the bottom one, each marked
   // opaque in the bottom branch: the marks change nothing, and a lookup

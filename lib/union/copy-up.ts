@@ -15,7 +15,8 @@
  *     times back (a copy-up changes nothing the user can see in it). A crash
  *     before the rename leaves the old view and a temp file that the next
  *     mount sweeps; after it, the new view. On any failure the temp is
- *     removed and the error is the answer.
+ *     removed and the error is the answer. The copy's entry is built from
+ *     the one it replaces (Resolver.copiedUp), not looked up again.
  */
 import * as fs from 'node:fs'
 import type { ReadonlyBranch, WritableBranch } from '../branch/branch'
@@ -42,6 +43,8 @@ export interface CopyUpEvent {
 export class CopyUp {
   /** Called after each copy-up lands (handles re-point, tracing counts). */
   onCopied: (entry: Entry, event: CopyUpEvent) => void = () => {}
+  /** Layers that cannot reflink into the work dir (see reflink). */
+  private readonly noReflink = new Set<number>()
 
   constructor (
     private readonly resolver: Resolver,
@@ -79,12 +82,13 @@ export class CopyUp {
     const tmp = this.work.tempName()
     const dst = this.work.dir
     let bytes = 0
+    let origin: boolean
     try {
-      if (e.stat.isFile()) bytes = this.copyFile(src, e.top.rel, tmp, st, opts.size)
+      if (e.stat.isFile()) bytes = this.copyFile(e.top.layer, src, e.top.rel, tmp, st, opts.size)
       else if (e.stat.isDirectory()) dst.mkdir(tmp, 0o700)
       else if (e.stat.isSymbolicLink()) dst.symlink(src.readlink(e.top.rel), tmp)
       else dst.mknod(tmp, Number(st.mode), Number(st.rdev))
-      this.copyMeta(src, e, tmp, st)
+      origin = this.copyMeta(src, e, tmp, st)
       // A copy-up is no change to the parent directory: its times are put
       // back after the rename, as overlayfs does.
       const parent = this.upper.lstat(parentOf(e.path))
@@ -94,8 +98,9 @@ export class CopyUp {
       this.work.discard(tmp)
       throw err
     }
-    this.resolver.cache.delete(e.path)
-    const fresh = this.resolver.get(e.path, 'copyup')
+    const copied = this.upper.lstat(e.path)
+    if (copied === undefined) throw fsError('ENOENT', 'lstat', e.path, 'the copy-up was removed while it landed')
+    const fresh = this.resolver.copiedUp(e, copied, origin)
     this.onCopied(fresh, { path: e.path, fromLayer: e.top.layer, bytes, ms: performance.now() - started })
     return fresh
   }
@@ -107,8 +112,9 @@ export class CopyUp {
    * copy stays the user's), xattrs outside user.* (security.capability...),
    * and the origin on a symlink or special file (user.* xattrs are for
    * regular files and directories only), whose st_ino then changes.
+   * Returns whether the origin was recorded.
    */
-  private copyMeta (src: ReadonlyBranch, e: Entry, tmp: string, st: fs.BigIntStats): void {
+  private copyMeta (src: ReadonlyBranch, e: Entry, tmp: string, st: fs.BigIntStats): boolean {
     const dst = this.work.dir
     this.unlessRefused(() => { dst.lchown(tmp, Number(st.uid), Number(st.gid)) })
     if (!e.stat.isSymbolicLink()) dst.chmod(tmp, Number(st.mode) & 0o7777)
@@ -117,28 +123,51 @@ export class CopyUp {
       const v = src.getxattr(e.top.rel, name)
       if (v !== undefined) this.unlessRefused(() => { dst.setxattr(tmp, name, v) })
     }
-    this.unlessRefused(() => { dst.setxattr(tmp, originXattr(this.ns), encodeOrigin(e.ino)) })
+    const origin = this.unlessRefused(() => { dst.setxattr(tmp, originXattr(this.ns), encodeOrigin(e.ino)) })
     dst.utimens(tmp, timeOf(st.atimeNs), timeOf(st.mtimeNs))
+    return origin
   }
 
-  /** Runs `step`; without root, EPERM (the kernel's no to a user) skips it. */
-  private unlessRefused (step: () => void): void {
+  /** Runs `step`; without root, EPERM (the kernel's no to a user) skips it. Returns whether it ran. */
+  private unlessRefused (step: () => void): boolean {
     try {
       step()
+      return true
     } catch (err) {
       if (this.privileged || !isCode(err, 'EPERM')) throw err
+      return false
+    }
+  }
+
+  /**
+   * Offers a whole file to reflink (FICLONE), which shares the blocks
+   * instead of copying them. A layer whose filesystem cannot clone into the
+   * work dir's (EOPNOTSUPP, EXDEV...) is not asked again: on ext4 the
+   * refusal cost every copy-up a system call and an exception.
+   */
+  private reflink (layer: number, inFd: number, outFd: number): boolean {
+    if (this.noReflink.has(layer)) return false
+    try {
+      native.ficlone(outFd, inFd)
+      return true
+    } catch (err) {
+      if (isCode(err, 'EOPNOTSUPP', 'ENOTSUP', 'EXDEV', 'ENOTTY', 'ENOSYS')) this.noReflink.add(layer)
+      else if (!isCode(err, 'EINVAL', 'EBADF', 'EPERM')) throw err
+      return false
     }
   }
 
   /** The data, up to `size` when a truncate follows; returns the bytes copied. */
-  private copyFile (src: ReadonlyBranch, rel: string, tmp: string, st: fs.BigIntStats, size?: number): number {
+  private copyFile (layer: number, src: ReadonlyBranch, rel: string, tmp: string, st: fs.BigIntStats, size?: number): number {
     const srcSize = Number(st.size)
     const want = size === undefined ? srcSize : Math.min(size, srcSize)
     const inFd = src.openRead(rel)
     let outFd = -1
     try {
       outFd = this.work.dir.open(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600)
-      const bytes = want === 0 ? 0 : copyData(inFd, outFd, want, want === srcSize)
+      const bytes = want === 0
+        ? 0
+        : want === srcSize && this.reflink(layer, inFd, outFd) ? want : copyData(inFd, outFd, want)
       fs.ftruncateSync(outFd, size ?? srcSize)
       // On disk before the rename makes it the file, as overlayfs does: a
       // power loss after a copy-up must not show an empty file.
@@ -156,21 +185,12 @@ function timeOf (ns: bigint): [number, number] {
 }
 
 /**
- * Copies the first `len` bytes of `inFd` to `outFd` at the same offsets.
- * A whole file is first offered to reflink (FICLONE), which shares the
- * blocks; otherwise only the data extents are copied (SEEK_DATA/SEEK_HOLE)
- * with copy_file_range, so holes stay holes, and read/write is the last
- * resort for filesystems that offer neither.
+ * Copies the first `len` bytes of `inFd` to `outFd` at the same offsets:
+ * only the data extents (SEEK_DATA/SEEK_HOLE), with copy_file_range, so
+ * holes stay holes; read/write is the last resort for filesystems that
+ * offer neither.
  */
-export function copyData (inFd: number, outFd: number, len: number, whole: boolean): number {
-  if (whole) {
-    try {
-      native.ficlone(outFd, inFd)
-      return len
-    } catch (err) {
-      if (!isCode(err, 'EOPNOTSUPP', 'ENOTSUP', 'EXDEV', 'EINVAL', 'ENOTTY', 'ENOSYS', 'EBADF', 'EPERM')) throw err
-    }
-  }
+export function copyData (inFd: number, outFd: number, len: number): number {
   let copied = 0
   let off = 0
   while (off < len) {

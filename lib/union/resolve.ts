@@ -187,6 +187,22 @@ export class Resolver {
     return stack.length - i >= INDEX_MIN_DEPTH || this.lowerIndex.peek(stack.slice(i)) !== undefined
   }
 
+  /**
+   * `e` once copy-up has moved its copy into the top branch (`stat`: the
+   * copy's lstat), cached in its place. It is what a lookup would find
+   * again, without its five system calls: layer 0 serves it under its union
+   * path, a directory keeps its stack below (a copy is neither opaque nor
+   * redirected), and the inode number is `e`'s where the copy records it as
+   * its origin (`origin`), else the copy's own.
+   */
+  copiedUp (e: Entry, stat: fs.BigIntStats, origin: boolean): Entry {
+    const top = { layer: 0, rel: e.path }
+    const ino = origin ? e.ino : unionIno(0, Number(stat.ino))
+    const entry: Entry = { path: e.path, isDir: e.isDir, top, dirs: e.isDir ? [top, ...e.dirs] : [top], stat, ino }
+    this.cache.set(e.path, entry)
+    return entry
+  }
+
   /** Does some branch below the top serve NAME in `parent`? */
   existsBelowTop (parent: Entry, name: string): boolean {
     const stack = parent.dirs.filter(d => d.layer > 0)
