@@ -143,6 +143,20 @@ export function daemonNodeArgs (cpus = os.availableParallelism()): string[] {
 }
 
 /**
+ * The daemon's environment: the caller's, with the ready-pipe's descriptor,
+ * and without NODE_EXTRA_CA_CERTS. Node reads and parses that file of TLS
+ * certificates when it starts, whether or not TLS is used, and the daemon
+ * makes no connection. Where it names Debian's bundle, `node -e ''` takes
+ * 90 ms instead of 20, and a mount took 0.39 s instead of 0.33 (medians of
+ * 5 alternating with the build before).
+ */
+function daemonEnv (): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, [NOTIFY_ENV]: '3' }
+  delete env.NODE_EXTRA_CA_CERTS
+  return env
+}
+
+/**
  * Start `unionfs-ts mount ... -f` for `options` and resolve once it reports
  * the mount ready; reject with its one-line error otherwise.
  */
@@ -154,7 +168,7 @@ export async function spawnServer (options: Options, how: SpawnHow): Promise<Spa
     child = spawn(process.execPath, [...daemonNodeArgs(), bin, 'mount', ...toArgs({ ...options, foreground: true })], {
       detached: how.detached,
       stdio: ['ignore', logFd ?? 'ignore', logFd ?? how.stderr, 'pipe'],
-      env: { ...process.env, [NOTIFY_ENV]: '3' }
+      env: daemonEnv()
     })
   } finally {
     if (logFd !== undefined) fs.closeSync(logFd)
