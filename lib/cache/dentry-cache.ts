@@ -7,8 +7,11 @@
  * Invalidation rules (storage first, cache second: the core changes the
  * branches, then drops what the change made stale, so a concurrent reader
  * never caches the old state after the change):
- *  - a mutation of a path drops that path and its parent (the parent's
- *    mtime, nlink and listing changed);
+ *  - a mutation of a path drops that path. Its parent stays: what an entry
+ *    holds besides attributes (serving branch, stack, inode number) a
+ *    child's change cannot alter, and the parent of every mutation is
+ *    served by the writable branch (copy-up sees to that), whose
+ *    attributes are re-read anyway (below);
  *  - copy-up drops the copied path (its serving branch changed); children
  *    stay valid, since a directory's stack below the top is unchanged;
  *  - rmdir, a directory rename and anything that replaces a directory drop
