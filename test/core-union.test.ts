@@ -365,6 +365,17 @@ t.test('the entry a copy-up caches is the one a fresh lookup finds', async t => 
   }
   t.strictSame(u.resolver.lookup('/a/op')?.dirs.map(d => d.layer), [0, 1], 'the opaque branch still ends the stack')
   t.strictSame((await u.readdir('/a/b/sub')).map(e => e.name).sort(), ['x', 'y'], 'a copied directory still merges')
+
+  // A mutation keeps its parent's entry: its attributes still come fresh.
+  const parent = u.resolver.cache.peek('/a/b')
+  await u.mkdir('/a/b/new', 0o755, caller)
+  await u.unlink('/a/b/g')
+  t.equal(u.resolver.cache.peek('/a/b'), parent, 'the parent\'s entry stays cached')
+  const onDisk = fs.lstatSync(`${s.up}/a/b`, { bigint: true })
+  const attr = await u.getattr('/a/b')
+  t.equal(attr.mtimeNs, onDisk.mtimeNs, 'its mtime is the one the mutations left')
+  t.equal(attr.nlink, 1, 'still a merged directory')
+  t.strictSame((await u.readdir('/a/b')).map(e => e.name).sort(), ['f', 'new', 'sub'], 'its listing shows both')
 })
 
 t.test('the bottom branch\'s opaque and redirect marks are not read: nothing lies below them', async t => {
