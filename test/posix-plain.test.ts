@@ -46,7 +46,11 @@ t.test('the suite on two plain directories gives one transcript', async t => {
     'kill-privs: mode of truncated -> ok "777"',
     'kill-privs: mode of opened -> ok "777"',
     'kill-privs: mode of again -> ok "777"',
-    'kill-privs: mode of chowned -> ok "777"'
+    'kill-privs: mode of chowned -> ok "777"',
+    'new-set-id: mode of root-file -> ok "6755"',
+    'new-set-id: mode of root-fifo -> ok "4644"',
+    'new-set-id: mode of open/user-file -> ok "6755"',
+    'new-set-id: mode of sgid-dir/outsider-file -> ok "755"'
   ]
   for (const l of expect) t.ok(a.includes(l), l)
 })

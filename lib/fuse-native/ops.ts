@@ -14,7 +14,9 @@
  *
  * What fuse-native 2.2.6 cannot carry, and what is done instead:
  * - No caller identity reaches JS (no fuse_get_context): new entries are
- *   owned by the serving process's uid and gid.
+ *   owned by the serving process's uid and gid, and made without their
+ *   set-user-ID and set-group-ID bits: whoever made it, a new file would
+ *   otherwise be a set-ID file of the daemon's user, root's.
  * - `create` gets no open flags: the file is created and opened O_RDWR (the
  *   kernel has already handled O_EXCL against what it knows).
  * - `utimens` gets the access time twice (its glue converts tv[0] for both
@@ -38,7 +40,9 @@ import type { FuseLog } from '../fuse/log'
 import type { Attr, Caller, StatFs, TimeSpec, UnionFsApi } from '../union/types'
 import type { Signal } from './binding'
 
-const { O_RDWR, O_CREAT, S_IFDIR } = constants
+const { O_RDWR, O_CREAT, S_IFDIR, S_IFMT } = constants
+/** The permission bits and the sticky bit, without set-user-ID and set-group-ID (see the header). */
+const NOT_SET_ID = 0o1777
 const EIO = errnoCode('EIO')
 const U32 = 2 ** 32
 const U32_MAX = U32 - 1
@@ -169,7 +173,7 @@ export function makeOps (fs: UnionFsApi, caller: Caller, open: { n: number } = {
     },
     create: {
       run: async (p: string, mode: number) => {
-        const { fh } = await fs.create(p, O_RDWR | O_CREAT, mode & 0o7777, caller)
+        const { fh } = await fs.create(p, O_RDWR | O_CREAT, mode & NOT_SET_ID, caller)
         open.n++
         return [0, fh]
       },
@@ -212,7 +216,7 @@ export function makeOps (fs: UnionFsApi, caller: Caller, open: { n: number } = {
     chown: { run: async (p: string, uid: number, gid: number) => await ok(fs.chown(p, id(uid), id(gid))) },
     chmod: { run: async (p: string, mode: number) => await ok(fs.chmod(p, mode & 0o7777)) },
 
-    mknod: { run: async (p: string, mode: number, dev: number) => await ok(fs.mknod(p, mode, dev, caller)) },
+    mknod: { run: async (p: string, mode: number, dev: number) => await ok(fs.mknod(p, mode & (S_IFMT | NOT_SET_ID), dev, caller)) },
     mkdir: { run: async (p: string, mode: number) => await ok(fs.mkdir(p, mode & 0o7777, caller)) },
     symlink: { run: async (target: string, p: string) => await ok(fs.symlink(target, p, caller)) },
     link: { run: async (existing: string, p: string) => await ok(fs.link(existing, p)) },

@@ -16,6 +16,8 @@ import type { Workdir } from './workdir'
 
 /** The set-group-ID mode bit (node:fs does not name it). */
 const S_ISGID = 0o2000
+/** Set-user-ID and set-group-ID: what chown(2) clears. */
+export const SET_ID = 0o6000
 
 export interface Core {
   readonly layers: readonly ReadonlyBranch[]
@@ -49,11 +51,19 @@ export function writableDir (core: Core, dir: string, syscall: string, errPath =
  * Gives a new entry to its caller. The union runs as root and creates
  * everything itself, so the caller's uid/gid are applied afterwards; a
  * set-group-ID parent passes its group on, as the kernel does for its own
- * filesystems.
+ * filesystems. chown(2) clears a non-directory's set-ID bits, so those of
+ * `mode` (what the entry was made with) are put back: the kernel has
+ * already dropped any the caller may not have (a set-group-ID bit in a
+ * set-group-ID directory outside the caller's groups) before asking.
  */
-export function giveTo (core: Core, branch: WritableBranch, rel: string, parentPath: string, caller: Caller): void {
+export function giveTo (core: Core, branch: WritableBranch, rel: string, parentPath: string, caller: Caller, mode = 0): void {
   if (!core.privileged) return
   branch.lchown(rel, caller.uid, newEntryGid(core, parentPath, caller))
+  if ((mode & SET_ID) === 0) return
+  const st = branch.lstat(rel)
+  if (st !== undefined && !st.isDirectory() && (Number(st.mode) & SET_ID) !== (mode & SET_ID)) {
+    branch.chmod(rel, (Number(st.mode) & 0o7777) | (mode & SET_ID))
+  }
 }
 
 /** The group of a new entry in `parentPath`: the parent's if it is set-group-ID, else the caller's. */

@@ -16,7 +16,7 @@ import type { WritableBranch } from '../branch/branch'
 import { fsError } from '../errors'
 import * as native from '../native'
 import { ACL_DEFAULT, inheritAcl, newEntryMode } from './acl'
-import { checkNewName, forget, giveTo, newEntryGid, newEntryParent, writableDir, type Core } from './core'
+import { SET_ID, checkNewName, forget, giveTo, newEntryGid, newEntryParent, writableDir, type Core } from './core'
 import { baseName, parentOf } from './paths'
 import type { Caller } from './types'
 import { isWhiteoutStat } from './whiteouts'
@@ -39,13 +39,13 @@ export function makeEntry (core: Core, path: string, caller: Caller | undefined,
   const made = mode === undefined ? 0 : newEntryMode(mode, caller?.umask ?? 0, dflt)
   if (!whiteouts.hasWhiteout(dir, name)) {
     build(upper, path, made)
-    if (caller !== undefined) giveTo(core, upper, path, dir, caller)
+    if (caller !== undefined) giveTo(core, upper, path, dir, caller, made)
   } else {
     const tmp = work.tempName()
     try {
       build(work.dir, tmp, made)
       if (dflt !== undefined) inheritAcl(work.dir, tmp, made, isDir, dflt)
-      if (caller !== undefined) giveTo(core, work.dir, tmp, dir, caller)
+      if (caller !== undefined) giveTo(core, work.dir, tmp, dir, caller, made)
       if (isDir) whiteouts.makeOpaque(tmp, work.dir, path)
       const at = upper.lstat(path)
       if (at !== undefined && isWhiteoutStat(at) && isDir) {
@@ -105,7 +105,11 @@ export function tmpFile (core: Core, dir: string, flags: number, mode: number, c
   const c = fs.constants
   const fd = upper.open(dir, (flags & ~(c.O_CREAT | c.O_EXCL | c.O_TRUNC | c.O_DIRECTORY)) | native.O_TMPFILE, made)
   try {
-    if (core.privileged) fs.fchownSync(fd, caller.uid, newEntryGid(core, dir, caller))
+    if (core.privileged) {
+      fs.fchownSync(fd, caller.uid, newEntryGid(core, dir, caller))
+      // chown(2) cleared the set-ID bits (core.ts giveTo).
+      if ((made & SET_ID) !== 0) fs.fchmodSync(fd, (Number(fs.fstatSync(fd).mode) & 0o7777) | (made & SET_ID))
+    }
   } catch (err) {
     fs.closeSync(fd)
     throw err

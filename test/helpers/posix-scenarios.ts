@@ -460,6 +460,38 @@ export const scenarios: Record<string, Scenario> = {
     r.do('content of again', () => fs.readFileSync(r.p('again'), 'utf8'))
   },
 
+  /**
+   * A new entry keeps the set-ID bits it was made with, whoever makes it
+   * (a union that creates as root and gives the entry to its caller with
+   * chown(2) must put back what the chown cleared). In a set-group-ID
+   * directory the kernel drops the sgid bit of a file made by a user
+   * outside the directory's group, and the file takes the directory's
+   * group. The user works in a directory opened here, its descriptor 3:
+   * no path to it needs to be searchable by nobody.
+   */
+  'new-set-id' (r) {
+    const mode = (rel: string): void => { r.do(`mode of ${rel}`, () => (fs.lstatSync(r.p(rel)).mode & 0o7777).toString(8)) }
+    r.openClose('create 06755 as root', 'root-file', O(C.O_CREAT, C.O_WRONLY), 0o6755)
+    mode('root-file')
+    r.try('mkfifo 04644 as root', () => sys.mknod(r.p('root-fifo'), C.S_IFIFO | 0o4644))
+    mode('root-fifo')
+    const byNobody = (dir: string, name: string, m: number): void => {
+      const fd = fs.openSync(r.p(dir), O(C.O_RDONLY, C.O_DIRECTORY))
+      const script = `import os; os.close(os.open('${name}', os.O_CREAT | os.O_WRONLY, 0o${m.toString(8)}, dir_fd=3))`
+      try {
+        r.do(`uid ${NOBODY}: create ${dir}/${name} ${m.toString(8)}`, () => spawnSync('python3', ['-c', script], { cwd: '/', uid: NOBODY, gid: NOBODY, stdio: ['ignore', 'ignore', 'ignore', fd] }).status)
+      } finally { fs.closeSync(fd) }
+      mode(`${dir}/${name}`)
+      r.stat(`${dir}/${name}`)
+    }
+    fs.mkdirSync(r.p('open'))
+    fs.chmodSync(r.p('open'), 0o777)
+    byNobody('open', 'user-file', 0o6755)
+    fs.mkdirSync(r.p('sgid-dir'))
+    fs.chmodSync(r.p('sgid-dir'), 0o2777)
+    byNobody('sgid-dir', 'outsider-file', 0o2755)
+  },
+
   fsync (r) {
     const fd = fs.openSync(r.p('f'), O(C.O_CREAT, C.O_RDWR), 0o644)
     r.do('write', () => fs.writeSync(fd, 'durable'))
