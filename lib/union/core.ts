@@ -17,7 +17,7 @@ import type { Workdir } from './workdir'
 /** The set-group-ID mode bit (node:fs does not name it). */
 const S_ISGID = 0o2000
 /** Set-user-ID and set-group-ID: what chown(2) clears. */
-export const SET_ID = 0o6000
+const SET_ID = 0o6000
 
 export interface Core {
   readonly layers: readonly ReadonlyBranch[]
@@ -61,9 +61,23 @@ export function giveTo (core: Core, branch: WritableBranch, rel: string, parentP
   branch.lchown(rel, caller.uid, newEntryGid(core, parentPath, caller))
   if ((mode & SET_ID) === 0) return
   const st = branch.lstat(rel)
-  if (st !== undefined && !st.isDirectory() && (Number(st.mode) & SET_ID) !== (mode & SET_ID)) {
-    branch.chmod(rel, (Number(st.mode) & 0o7777) | (mode & SET_ID))
-  }
+  const back = st === undefined || st.isDirectory() ? undefined : setIdPutBack(st, mode)
+  if (back !== undefined) branch.chmod(rel, back)
+}
+
+/** giveTo for a file that has no name yet (O_TMPFILE): open as `fd`, made with `mode`. */
+export function giveFdTo (core: Core, fd: number, parentPath: string, caller: Caller, mode: number): void {
+  if (!core.privileged) return
+  fs.fchownSync(fd, caller.uid, newEntryGid(core, parentPath, caller))
+  if ((mode & SET_ID) === 0) return
+  const back = setIdPutBack(fs.fstatSync(fd, { bigint: true }), mode)
+  if (back !== undefined) fs.fchmodSync(fd, back)
+}
+
+/** The mode that gives back the set-ID bits of `mode` a chown took from `st`, or undefined if none were. */
+function setIdPutBack (st: fs.BigIntStats, mode: number): number | undefined {
+  const now = Number(st.mode) & 0o7777
+  return (now & SET_ID) === (mode & SET_ID) ? undefined : now | (mode & SET_ID)
 }
 
 /** The group of a new entry in `parentPath`: the parent's if it is set-group-ID, else the caller's. */

@@ -16,7 +16,7 @@ import type { WritableBranch } from '../branch/branch'
 import { fsError } from '../errors'
 import * as native from '../native'
 import { ACL_DEFAULT, inheritAcl, newEntryMode } from './acl'
-import { SET_ID, checkNewName, forget, giveTo, newEntryGid, newEntryParent, writableDir, type Core } from './core'
+import { checkNewName, forget, giveFdTo, giveTo, newEntryParent, writableDir, type Core } from './core'
 import { baseName, parentOf } from './paths'
 import type { Caller } from './types'
 import { isWhiteoutStat } from './whiteouts'
@@ -105,11 +105,7 @@ export function tmpFile (core: Core, dir: string, flags: number, mode: number, c
   const c = fs.constants
   const fd = upper.open(dir, (flags & ~(c.O_CREAT | c.O_EXCL | c.O_TRUNC | c.O_DIRECTORY)) | native.O_TMPFILE, made)
   try {
-    if (core.privileged) {
-      fs.fchownSync(fd, caller.uid, newEntryGid(core, dir, caller))
-      // chown(2) cleared the set-ID bits (core.ts giveTo).
-      if ((made & SET_ID) !== 0) fs.fchmodSync(fd, (Number(fs.fstatSync(fd).mode) & 0o7777) | (made & SET_ID))
-    }
+    giveFdTo(core, fd, dir, caller, made)
   } catch (err) {
     fs.closeSync(fd)
     throw err
