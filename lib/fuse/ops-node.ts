@@ -10,6 +10,12 @@
  * chown first (it may clear suid/sgid), then chmod, then the size, then the
  * suid/sgid the kernel leaves to us (killpriv.ts), then the times (a
  * truncate moves mtime). The reply carries the attributes after.
+ *
+ * A SETATTR that sets nothing is chown(f, -1, -1) (without the writeback
+ * cache the kernel keeps the change time it would set to itself) or a kill
+ * (killpriv.ts). It is answered as a chown with -1 for both ids: that moves
+ * the file's ctime, as chown(2) does on the branch's own filesystem (and
+ * copies up a lower file, as overlayfs does).
  */
 import { fsError, isCode } from '../errors'
 import type { Attr, TimeSpec } from '../union/types'
@@ -142,7 +148,7 @@ export const setattrOp = op<SetattrIn, Attr>({
     // (with the writeback cache, even an ftruncate of it sets its times).
     const path = node.paths[0]
     const handle = (syscall: string): number => fh ?? ctx.nodes.openFh(node, syscall)
-    if ((v & (Fattr.UID | Fattr.GID)) !== 0) {
+    if ((v & (Fattr.UID | Fattr.GID)) !== 0 || setsNothing(v)) {
       const uid = (v & Fattr.UID) !== 0 ? a.uid : -1
       const gid = (v & Fattr.GID) !== 0 ? a.gid : -1
       if (path !== undefined) await fs.chown(path, uid, gid)

@@ -404,6 +404,15 @@ export const scenarios: Record<string, Scenario> = {
     r.try('chmod 0644', () => fs.chmodSync(r.p('f'), 0o644))
     r.check('ctime moved by chmod', c0 !== undefined && (r.quiet('f')?.ctimeNs ?? 0n) > c0)
     r.do('mtime unchanged by chmod', () => r.quiet('f')?.mtimeMs.toString())
+    // chown(2) changing no id still moves the change time (Linux; POSIX allows either).
+    for (const [what, rel, chown] of [
+      ['chown f -1:-1', 'f', fs.chownSync], ['chown d -1:-1', 'd', fs.chownSync], ['lchown l -1:-1', 'l', fs.lchownSync]
+    ] as const) {
+      const before = r.quiet(rel)?.ctimeNs
+      sleep(30)
+      r.try(what, () => chown(r.p(rel), -1, -1))
+      r.check(`ctime moved by ${what}`, before !== undefined && (r.quiet(rel)?.ctimeNs ?? 0n) > before)
+    }
     const fd = fs.openSync(r.p('f'), C.O_RDONLY)
     r.try('fchmod 0640', () => fs.fchmodSync(fd, 0o640))
     r.try('fchown 3:4', () => fs.fchownSync(fd, 3, 4))
