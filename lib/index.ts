@@ -30,6 +30,7 @@ export {
   type Options, type MountSpec, type MountSettings, type BranchSpec, type FuseMountOptions, type Backend
 } from './options'
 export { UnionFs } from './union/union-fs'
+export { toBytes, fromBytes } from './union/paths'
 export type { UnionConfig, WhiteoutDialect } from './union/config'
 export type * from './union/types'
 

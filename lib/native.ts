@@ -97,17 +97,20 @@ function load (): Binding {
 
 const binding = load()
 
+/** A path for the calls below: a string (its UTF-8 bytes) or a Buffer of the bytes themselves. */
+export type PathArg = string | Uint8Array
+
 // Extended attributes. `l*` act on a symlink itself, never its target;
 // `f*` on an open file, as copy-up works. Absent attributes throw ENODATA.
 
-export const lgetxattr: (path: string, name: string) => Buffer = binding.lgetxattr
+export const lgetxattr: (path: PathArg, name: string) => Buffer = binding.lgetxattr
 /** lgetxattr, but an absent attribute (or a filesystem without xattrs) is undefined, not an error. */
-export const lfindxattr: (path: string, name: string) => Buffer | undefined = binding.lfindxattr
+export const lfindxattr: (path: PathArg, name: string) => Buffer | undefined = binding.lfindxattr
 /** `flags`: 0, XATTR_CREATE (EEXIST if present) or XATTR_REPLACE (ENODATA if absent). */
-export const lsetxattr: (path: string, name: string, value: Uint8Array, flags: number) => void =
+export const lsetxattr: (path: PathArg, name: string, value: Uint8Array, flags: number) => void =
   binding.lsetxattr
-export const llistxattr: (path: string) => string[] = binding.llistxattr
-export const lremovexattr: (path: string, name: string) => void = binding.lremovexattr
+export const llistxattr: (path: PathArg) => string[] = binding.llistxattr
+export const lremovexattr: (path: PathArg, name: string) => void = binding.lremovexattr
 export const fgetxattr: (fd: number, name: string) => Buffer = binding.fgetxattr
 export const fsetxattr: (fd: number, name: string, value: Uint8Array, flags: number) => void =
   binding.fsetxattr
@@ -115,14 +118,14 @@ export const flistxattr: (fd: number) => string[] = binding.flistxattr
 export const fremovexattr: (fd: number, name: string) => void = binding.fremovexattr
 
 /** mknod(2): `mode` carries the file type (S_IFIFO, S_IFCHR...), `rdev` is st_rdev's encoding. */
-export const mknod: (path: string, mode: number, rdev: number) => void = binding.mknod
+export const mknod: (path: PathArg, mode: number, rdev: number) => void = binding.mknod
 /** A new name for the file open as `fd` (linkat through /proc/self/fd), which may have none yet (O_TMPFILE). */
-export const linkFd: (fd: number, newPath: string) => void = binding.linkFd
+export const linkFd: (fd: number, newPath: PathArg) => void = binding.linkFd
 /** renameat2(2), relative paths from the working directory; `flags` from RENAME_*. */
-export const renameat2: (oldPath: string, newPath: string, flags: number) => void =
+export const renameat2: (oldPath: PathArg, newPath: PathArg, flags: number) => void =
   binding.renameat2
 /** utimensat(2) with nanosecond times; `nofollow` sets a symlink's own times. */
-export const utimensat: (path: string, atime: TimeArg, mtime: TimeArg, nofollow: boolean) => void =
+export const utimensat: (path: PathArg, atime: TimeArg, mtime: TimeArg, nofollow: boolean) => void =
   binding.utimensat
 export const futimens: (fd: number, atime: TimeArg, mtime: TimeArg) => void = binding.futimens
 

@@ -18,6 +18,7 @@ import { spawnSync } from 'node:child_process'
 import { forkServer, serve, Served, waitExit } from './helpers/fuse-served'
 import { isMounted } from './helpers/mount'
 import { pattern } from './helpers/tree'
+import { toBytes } from '../lib/union/paths'
 
 const MiB = 1024 * 1024
 
@@ -95,12 +96,18 @@ t.test('the encoder: fields through its word view, UTF-8 names, nothing past the
   e.u64(2 ** 40 + 5)
   t.equal(e.buf.readUInt32LE(16) + e.buf.readUInt32LE(20) * 2 ** 32, 2 ** 40 + 5, 'u64 above 2^32')
   e.begin()
-  e.dirent(7, 3, 8, 'naïve-日本')
+  // Names are byte strings (lib/union/paths.ts): UTF-8 or not, the bytes go out as they are.
+  const utf8 = toBytes('naïve-日本')
+  e.dirent(7, 3, 8, utf8)
   const len = Buffer.byteLength('naïve-日本')
-  t.equal(e.buf.readUInt32LE(16 + 16), len, 'namelen counts UTF-8 bytes')
-  t.equal(e.buf.toString('utf8', 16 + 24, 16 + 24 + len), 'naïve-日本', 'the name as UTF-8')
-  t.equal(direntSize('naïve-日本'), e.pos - 16, 'direntSize agrees with what was written')
+  t.equal(e.buf.readUInt32LE(16 + 16), len, 'namelen counts the bytes')
+  t.equal(e.buf.toString('utf8', 16 + 24, 16 + 24 + len), 'naïve-日本', 'the name\'s UTF-8 bytes')
+  t.equal(direntSize(utf8), e.pos - 16, 'direntSize agrees with what was written')
   t.equal((e.pos - 16) % 8, 0, 'padded to 8')
+  e.begin()
+  e.dirent(7, 3, 8, 'lat\xe9\xff')
+  t.same([...e.buf.subarray(16 + 24, 16 + 29)], [0x6c, 0x61, 0x74, 0xe9, 0xff], 'a name that is not UTF-8 goes out byte for byte')
+  t.equal(direntSize('lat\xe9\xff'), e.pos - 16, 'direntSize counts its bytes')
   e.begin()
   e.str('abc', false)
   e.u32(0x01020304)

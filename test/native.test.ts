@@ -204,6 +204,18 @@ t.test('renameat2', async t => {
   t.equal(fs.readFileSync(a, 'utf8'), 'B', 'moved')
 })
 
+t.test('a path given as a Buffer reaches the system call byte for byte', async t => {
+  const dir = tempDir(t)
+  const bytes = (name: string): Buffer => Buffer.concat([Buffer.from(dir + '/'), Buffer.from(name, 'latin1')])
+  fs.writeFileSync(bytes('lat\xe9'), 'x')
+  native.renameat2(bytes('lat\xe9'), bytes('r\xff'), native.RENAME_NOREPLACE)
+  native.mknod(bytes('p\x80'), fs.constants.S_IFIFO | 0o600, 0)
+  native.lsetxattr(bytes('r\xff'), 'user.k', Buffer.from('v'), 0)
+  t.same(fs.readdirSync(dir, { encoding: 'buffer' }).map(n => n.toString('latin1')).sort(), ['p\x80', 'r\xff'], 'names that are not UTF-8, as given')
+  t.equal(native.lfindxattr(bytes('r\xff'), 'user.k')?.toString(), 'v', 'and found again by them')
+  argError(t, () => native.lfindxattr(Buffer.from(`${dir}\0/x`), 'user.x'), 'path', 'ERR_INVALID_ARG_VALUE')
+})
+
 t.test('lseek finds data and holes', async t => {
   const file = join(tempDir(t), 'sparse')
   const fd = fs.openSync(file, 'w+')

@@ -9,6 +9,11 @@
  * real directory in that branch (lstat), so a hostile layer's `etc -> /`
  * cannot lead a lookup outside the branch.
  *
+ * Branch-relative paths, and the names and symlink targets a branch
+ * returns, are byte strings (paths.ts): every call hands node:fs the bytes
+ * themselves, so a name that is not UTF-8 is found, listed and made as it
+ * is on disk. The root is a host path like any other JavaScript string.
+ *
  * Calls are synchronous on purpose: a FUSE request is served on the one JS
  * thread, and a synchronous call skips the thread-pool round trip that an
  * asynchronous one costs on every lookup and stat (see bench/ for the
@@ -17,9 +22,10 @@
 import * as fs from 'node:fs'
 import { fsError } from '../errors'
 import * as native from '../native'
+import { bytesOf, toBytes } from '../union/paths'
 
 export interface ReadonlyBranch {
-  /** Absolute real path of the branch directory. */
+  /** Absolute real path of the branch directory (a JavaScript string, not bytes). */
   readonly root: string
   /** Position in the union: 0 is the top. */
   readonly index: number
@@ -29,7 +35,7 @@ export interface ReadonlyBranch {
    * past PATH_MAX it goes through /proc/self/fd and is valid only until
    * the current synchronous call returns.
    */
-  real (rel: string): string
+  real (rel: string): Buffer
   /**
    * lstat, or undefined when the name is not there (ENOENT/ENOTDIR). BigInt
    * stats carry exact nanosecond times, for a few hundred nanoseconds more.
@@ -74,38 +80,42 @@ function closeHeads (): void {
 }
 
 /**
- * A name the kernel takes for the absolute path `p`, however long. A path
- * past PATH_MAX is cut at a '/', its head opened (O_PATH, a directory, not
- * a symlink) and `/proc/self/fd/N/tail` names the whole, as often as it
- * takes. Every branch call is synchronous, so the name is used before the
- * heads are closed, in the next microtask (a serving thread that loops on
- * blocking reads never reaches a later turn of its event loop).
+ * The bytes the kernel takes for the absolute path `p` (a byte string),
+ * however long. A path past PATH_MAX is cut at a '/', its head opened
+ * (O_PATH, a directory, not a symlink) and `/proc/self/fd/N/tail` names the
+ * whole, as often as it takes. Every branch call is synchronous, so the
+ * name is used before the heads are closed, in the next microtask (a
+ * serving thread that loops on blocking reads never reaches a later turn
+ * of its event loop).
  */
-function kernelPath (p: string): string {
-  // A UTF-16 code unit is at most 3 bytes of UTF-8: most paths need no count.
-  if (p.length * 3 < PATH_MAX || Buffer.byteLength(p) < PATH_MAX) return p
+function kernelPath (p: string): Buffer {
   let head = ''
   let rest = p
-  while (Buffer.byteLength(head) + Buffer.byteLength(rest) >= PATH_MAX) {
-    const budget = PATH_MAX - 1 - Buffer.byteLength(head)
-    let cut = rest.lastIndexOf('/', budget)
-    while (cut > 0 && Buffer.byteLength(rest.slice(0, cut)) >= budget) cut = rest.lastIndexOf('/', cut - 1)
+  while (head.length + rest.length >= PATH_MAX) {
+    // The head and the part cut off, with its NUL, fit in PATH_MAX.
+    const cut = rest.lastIndexOf('/', PATH_MAX - 2 - head.length)
     if (cut <= 0) throw fsError('ENAMETOOLONG', 'open', p)
     if (heads.length === 0) queueMicrotask(closeHeads)
-    const fd = fs.openSync(head + rest.slice(0, cut), O_PATH | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW)
+    const fd = fs.openSync(bytesOf(head + rest.slice(0, cut)), O_PATH | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW)
     heads.push(fd)
     head = `/proc/self/fd/${fd}`
     rest = rest.slice(cut)
   }
-  return head + rest
+  return bytesOf(head + rest)
 }
 
 class DirBranch implements ReadonlyBranch {
   readonly writable: boolean = false
-  constructor (readonly root: string, readonly index: number) {}
+  /** The root's bytes, as a byte string and as a Buffer. */
+  private readonly rootBytes: string
+  private readonly rootBuf: Buffer
+  constructor (readonly root: string, readonly index: number) {
+    this.rootBytes = toBytes(root)
+    this.rootBuf = bytesOf(this.rootBytes)
+  }
 
-  real (rel: string): string {
-    return rel === '/' ? this.root : kernelPath(this.root + rel)
+  real (rel: string): Buffer {
+    return rel === '/' ? this.rootBuf : kernelPath(this.rootBytes + rel)
   }
 
   lstat (rel: string): fs.BigIntStats | undefined {
@@ -120,11 +130,11 @@ class DirBranch implements ReadonlyBranch {
   }
 
   readdir (rel: string): fs.Dirent[] {
-    return fs.readdirSync(this.real(rel), { withFileTypes: true })
+    return fs.readdirSync(this.real(rel), { withFileTypes: true, encoding: 'latin1' })
   }
 
   readlink (rel: string): string {
-    return fs.readlinkSync(this.real(rel))
+    return fs.readlinkSync(this.real(rel), { encoding: 'latin1' })
   }
 
   openRead (rel: string): number {
@@ -159,7 +169,7 @@ class WritableDirBranch extends DirBranch implements WritableBranch {
 
   mkdir (rel: string, mode: number): void { fs.mkdirSync(this.real(rel), mode) }
   mknod (rel: string, mode: number, rdev: number): void { native.mknod(this.real(rel), mode, rdev) }
-  symlink (target: string, rel: string): void { fs.symlinkSync(target, this.real(rel)) }
+  symlink (target: string, rel: string): void { fs.symlinkSync(bytesOf(target), this.real(rel)) }
   link (existingRel: string, rel: string): void { fs.linkSync(this.real(existingRel), this.real(rel)) }
   unlink (rel: string): void { fs.unlinkSync(this.real(rel)) }
   rmdir (rel: string): void { fs.rmdirSync(this.real(rel)) }

@@ -37,6 +37,7 @@
 import { constants } from 'node:fs'
 import { errnoCode, errnoOf, fsError } from '../errors'
 import type { FuseLog } from '../fuse/log'
+import { fromBytes, toBytes } from '../union/paths'
 import type { Attr, Caller, StatFs, TimeSpec, UnionFsApi } from '../union/types'
 import type { Signal } from './binding'
 
@@ -154,14 +155,14 @@ export function makeOps (fs: UnionFsApi, caller: Caller, open: { n: number } = {
         const names = ['.', '..']
         const stats = [direntArray(self, S_IFDIR), direntArray(parent, S_IFDIR)]
         for (const e of list) {
-          names.push(e.name)
+          names.push(fromBytes(e.name))
           stats.push(direntArray(e.ino, e.type))
         }
         return [0, names, stats]
       },
       fail: () => [[], []]
     },
-    readlink: { run: async (p: string) => [0, await fs.readlink(p)], fail: () => [''] },
+    readlink: { run: async (p: string) => [0, fromBytes(await fs.readlink(p))], fail: () => [''] },
 
     open: {
       run: async (p: string, flags: number) => {
@@ -264,12 +265,19 @@ function show (v: unknown): string {
   return String(v)
 }
 
+/** Ops whose first two arguments are paths (a symlink's target, then its path); every other op has one. */
+const TWO_PATHS = new Set(['rename', 'link', 'symlink'])
+
 /**
  * The one wrapper: runs `def` for one request and calls `signal` exactly
- * once, with its reply or its errno.
+ * once, with its reply or its errno. fuse-native hands paths over decoded
+ * as UTF-8; the union takes them as byte strings (lib/union/paths.ts), and
+ * the ops give listed names and link targets back as UTF-8.
  */
 export function serveOp (name: string, def: OpDef, log: FuseLog, counter: { requests: number }): (signal: Signal, ...args: unknown[]) => void {
+  const paths = TWO_PATHS.has(name) ? 2 : 1
   return (signal, ...args) => {
+    for (let i = 0; i < paths; i++) if (typeof args[i] === 'string') args[i] = toBytes(args[i] as string)
     const seq = ++counter.requests
     if (log.debug) log.info(`<- ${seq} ${name} ${args.map(show).join(' ')}`)
     def.run(...args).then((reply) => {

@@ -113,11 +113,20 @@ export class Decoder {
     this.pos += n
   }
 
-  /** A NUL-terminated UTF-8 string (names, link targets). */
+  /** A NUL-terminated name or link target, as a byte string (lib/union/paths.ts). */
   cstr (): string {
+    return this.nulTerminated('latin1')
+  }
+
+  /** A NUL-terminated xattr name, decoded as UTF-8: the union keeps xattr names as JavaScript strings. */
+  xattrName (): string {
+    return this.nulTerminated('utf8')
+  }
+
+  private nulTerminated (encoding: 'latin1' | 'utf8'): string {
     const nul = this.buf.indexOf(0, this.pos)
     if (nul < 0 || nul >= this.end) throw new DecodeError('unterminated string in request')
-    const s = this.buf.toString('utf8', this.pos, nul)
+    const s = this.buf.toString(encoding, this.pos, nul)
     this.pos = nul + 1
     return s
   }
@@ -232,26 +241,21 @@ export class Encoder {
     this.pos += b.copy(this.buf, this.pos)
   }
 
-  /** A string's UTF-8 bytes, then NUL when `nul`. */
+  /** The bytes of a byte string (a name, a link target), then NUL when `nul`. */
   str (s: string, nul: boolean): void {
-    this.pos += this.utf8(s, this.pos)
+    this.pos += this.byteString(s, this.pos)
     if (nul) this.buf[this.pos++] = 0
   }
 
   /**
-   * `s` as UTF-8 at byte offset `o`; its length in bytes. Names are nearly
-   * always ASCII, which is copied here byte by byte: a call into Buffer's
-   * encoder per name cost more than the copy.
+   * Byte string `s` at byte offset `o`; its length. Copied byte by byte: a
+   * call into Buffer's encoder per name cost more than the copy.
    */
-  private utf8 (s: string, o: number): number {
+  private byteString (s: string, o: number): number {
     const b = this.buf
     const n = s.length
-    if (o + n > b.length) return b.write(s, o, 'utf8')
-    for (let i = 0; i < n; i++) {
-      const c = s.charCodeAt(i)
-      if (c > 0x7f) return b.write(s, o, 'utf8')
-      b[o + i] = c
-    }
+    if (o + n > b.length) return b.write(s, o, 'latin1')
+    for (let i = 0; i < n; i++) b[o + i] = s.charCodeAt(i)
     return n
   }
 
@@ -330,7 +334,7 @@ export class Encoder {
   /** fuse_dirent with its name, padded to 8. */
   dirent (ino: number, off: number, type: number, name: string): void {
     const o = this.pos
-    const namelen = this.utf8(name, o + Dirent.SIZE)
+    const namelen = this.byteString(name, o + Dirent.SIZE)
     this.put64(o + Dirent.ino, ino)
     this.put64(o + Dirent.off, off)
     this.put32(o + Dirent.namelen, namelen)
@@ -340,20 +344,14 @@ export class Encoder {
   }
 }
 
-/** The UTF-8 length of `s`: its length when ASCII, as names nearly always are. */
-function utf8Length (s: string): number {
-  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return Buffer.byteLength(s, 'utf8')
-  return s.length
-}
-
-/** Bytes a fuse_dirent for `name` takes. */
+/** Bytes a fuse_dirent for `name` (a byte string) takes. */
 export function direntSize (name: string): number {
-  return align8(Dirent.SIZE + utf8Length(name))
+  return align8(Dirent.SIZE + name.length)
 }
 
-/** Bytes a fuse_direntplus for `name` takes. */
+/** Bytes a fuse_direntplus for `name` (a byte string) takes. */
 export function direntPlusSize (name: string): number {
-  return align8(DirentPlus.SIZE + utf8Length(name))
+  return align8(DirentPlus.SIZE + name.length)
 }
 
 function notice (code: number, bodySize: number): Buffer {
@@ -365,12 +363,12 @@ function notice (code: number, bodySize: number): Buffer {
 
 /** NOTIFY_INVAL_ENTRY: drop the kernel's dentry `name` in directory node `parent`. */
 export function invalEntryNotice (parent: number, name: string): Buffer {
-  const namelen = Buffer.byteLength(name)
+  const namelen = name.length
   const b = notice(Notify.INVAL_ENTRY, NotifyInvalEntryOut.SIZE + namelen + 1)
   const o = OutHeader.SIZE
   writeU64(b, o + NotifyInvalEntryOut.parent, parent)
   b.writeUInt32LE(namelen, o + NotifyInvalEntryOut.namelen)
-  b.write(name, o + NotifyInvalEntryOut.SIZE, 'utf8')
+  b.write(name, o + NotifyInvalEntryOut.SIZE, 'latin1')
   return b
 }
 

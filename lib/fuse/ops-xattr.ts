@@ -37,7 +37,7 @@ export const setxattrOp = op<SetxattrIn, void>({
       setxattrFlags = d.u32()
       d.skip(4) // padding
     }
-    const name = d.cstr()
+    const name = d.xattrName()
     return { flags, setxattrFlags, name, value: d.bytes(size) }
   },
   run: async (ctx, h, a) => {
@@ -73,7 +73,7 @@ export const getxattrOp = op<{ size: number, name: string }, SizedValue>({
   decode: (d) => {
     const size = d.u32()
     d.skip(4)
-    return { size, name: d.cstr() }
+    return { size, name: d.xattrName() }
   },
   run: async (ctx, h, a) => {
     const node = ctx.nodes.node(h.nodeid)
@@ -101,7 +101,7 @@ export const listxattrOp = op<number, SizedValue>({
 })
 
 export const removexattrOp = op<string, void>({
-  decode: (d) => d.cstr(),
+  decode: (d) => d.xattrName(),
   run: async (ctx, h, name) => {
     const node = ctx.nodes.node(h.nodeid)
     const p = node.paths[0]

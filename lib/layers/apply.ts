@@ -41,7 +41,7 @@ import * as tar from 'tar-stream'
 import { writableBranch, type WritableBranch } from '../branch/branch'
 import * as native from '../native'
 import type { WhiteoutDialect } from '../union/config'
-import { baseName, childRel, isWithin, parentOf } from '../union/paths'
+import { baseName, childRel, isWithin, parentOf, toBytes } from '../union/paths'
 import {
   aufsWhiteoutTarget, dirMarks, isMetaName, isPrivateXattr, isReservedName, isWhiteoutStat, OPAQUE_MARKER, Whiteouts, whiteoutTarget
 } from '../union/whiteouts'
@@ -237,7 +237,7 @@ class Applier {
     this.noRoot(rel, h)
     this.prepare(rel, false)
     // The target is content, never followed here: it may point anywhere.
-    this.branch.symlink(h.linkname ?? '', rel)
+    this.branch.symlink(toBytes(h.linkname ?? ''), rel)
     const real = this.branch.real(rel)
     this.owner(() => fs.lchownSync(real, uidOf(h, pax), gidOf(h, pax)))
     for (const [name, value] of this.xattrs(pax)) this.tryXattr(name, () => this.branch.setxattr(rel, name, value))

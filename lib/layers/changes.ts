@@ -17,7 +17,7 @@ import * as fs from 'node:fs'
 import { readonlyBranch, type ReadonlyBranch } from '../branch/branch'
 import type { Attr } from '../union/types'
 import type { UnionFs } from '../union/union-fs'
-import { childRel } from '../union/paths'
+import { bytesOf, childRel, fromBytes } from '../union/paths'
 import { dirMarks, isMetaName, whiteoutTarget } from '../union/whiteouts'
 import { LayerError } from './layer-error'
 
@@ -63,7 +63,8 @@ export async function layerChanges (dir: string, lowers: readonly string[]): Pro
       out.push({ kind: 'C', path: parent })
     }
   }
-  return out.sort((a, b) => Buffer.compare(Buffer.from(a.path), Buffer.from(b.path)))
+  // Sorted by bytes, then named as JavaScript strings (the walk is in byte strings, lib/union/paths.ts).
+  return out.sort((a, b) => Buffer.compare(bytesOf(a.path), bytesOf(b.path))).map(c => ({ ...c, path: fromBytes(c.path) }))
 }
 
 async function lowerAttr (below: UnionFs | undefined, p: string): Promise<Attr | undefined> {

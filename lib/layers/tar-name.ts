@@ -7,7 +7,10 @@
  * hostile or broken, and a silent fix would hide it). `.` components and
  * repeated slashes are dropped, as tar itself does. What the name's parents
  * are on disk (a symlink planted by an earlier entry) is apply.ts's check.
+ * Tar names are JavaScript strings (tar-stream decodes them as UTF-8);
+ * branch-relative paths are byte strings (lib/union/paths.ts).
  */
+import { fromBytes, toBytes } from '../union/paths'
 import { LayerError } from './layer-error'
 
 export function entryRel (name: string, what = 'entry'): string {
@@ -20,11 +23,11 @@ export function entryRel (name: string, what = 'entry'): string {
     if (Buffer.byteLength(part) > 255) throw new LayerError(`${what} ${JSON.stringify(name)}: a name longer than 255 bytes`)
     parts.push(part)
   }
-  return '/' + parts.join('/')
+  return toBytes('/' + parts.join('/'))
 }
 
 /** The tar name of a branch-relative path: no leading slash, a trailing one for directories. */
 export function tarName (rel: string, isDir: boolean): string {
-  const n = rel.slice(1)
+  const n = fromBytes(rel.slice(1))
   return isDir ? n + '/' : n
 }

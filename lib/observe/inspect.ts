@@ -33,7 +33,7 @@ import { DentryCache } from '../cache/dentry-cache'
 import { readMountInfo } from '../mountinfo'
 import { FSTYPE, isInside } from '../options'
 import { decodeOrigin, originXattr } from '../union/inodes'
-import { childRel, parentOf, baseName } from '../union/paths'
+import { childRel, parentOf, baseName, fromBytes, toBytes } from '../union/paths'
 import { mergedListing } from '../union/readdir'
 import { Resolver, type Entry } from '../union/resolve'
 import { dirMarks, hasAufsWhiteout, isWhiteoutStat, whiteoutTarget, OPAQUE_MARKER, WH_PREFIX } from '../union/whiteouts'
@@ -121,8 +121,24 @@ function kindOf (st: fs.BigIntStats): Holds {
   return 'blockdev'
 }
 
-/** Walk `unionPath` over the branches `config` names. Reads only. */
+/**
+ * Walk `unionPath` over the branches `config` names. Reads only. The path
+ * and the names in the result are JavaScript strings; the walk itself is in
+ * the union's byte strings (lib/union/paths.ts).
+ */
 export function inspectPath (config: MountConfig, unionPath: string): Inspection {
+  const r = inspectBytes(config, toBytes(unionPath))
+  return {
+    ...r,
+    path: unionPath,
+    ...(r.why === undefined ? {} : { why: fromBytes(r.why) }),
+    walk: r.walk.map(w => ({ ...w, rel: fromBytes(w.rel), ...(w.redirect === undefined ? {} : { redirect: fromBytes(w.redirect) }) })),
+    ...(r.entries === undefined ? {} : { entries: r.entries.map(e => ({ ...e, name: fromBytes(e.name) })) }),
+    ...(r.whiteouts === undefined ? {} : { whiteouts: r.whiteouts.map(w => ({ ...w, name: fromBytes(w.name) })) })
+  }
+}
+
+function inspectBytes (config: MountConfig, unionPath: string): Inspection {
   const ns = config.xattrNamespace
   const consulted = new Set<number>()
   let recording = false

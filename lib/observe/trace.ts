@@ -21,7 +21,7 @@ import * as fs from 'node:fs'
 import type { TraceSettings } from '../options'
 import type { UnionEvent } from '../union/events'
 import type { UnionFs } from '../union/union-fs'
-import { baseName } from '../union/paths'
+import { baseName, fromBytes } from '../union/paths'
 import { OPAQUE_MARKER, WH_PREFIX } from '../union/whiteouts'
 
 export interface Tracer {
@@ -69,20 +69,20 @@ function toRecord (union: UnionFs, e: UnionEvent, where: (layer: number) => Wher
   const ms = Math.round(e.ms * 1000) / 1000
   switch (e.kind) {
     case 'copy-up':
-      return { time, event: e.kind, path: e.path, from: where(e.fromLayer), into: where(e.toLayer), bytes: e.bytes, ms }
+      return { time, event: e.kind, path: fromBytes(e.path), from: where(e.fromLayer), into: where(e.toLayer), bytes: e.bytes, ms }
     case 'rename':
-      return { time, event: e.kind, path: e.path, to: e.to, from: where(e.fromLayer), into: where(e.toLayer), bytes: e.bytes, ms }
+      return { time, event: e.kind, path: fromBytes(e.path), to: fromBytes(e.to), from: where(e.fromLayer), into: where(e.toLayer), bytes: e.bytes, ms }
     case 'whiteout': {
       const below = union.layers.length > 1 ? union.resolver.lookupFrom(e.path, 1) : undefined
       return {
-        time, event: e.kind, path: e.path, into: where(e.layer),
-        as: e.form === 'aufs' ? WH_PREFIX + baseName(e.path) : 'char device 0/0',
+        time, event: e.kind, path: fromBytes(e.path), into: where(e.layer),
+        as: e.form === 'aufs' ? fromBytes(WH_PREFIX + baseName(e.path)) : 'char device 0/0',
         ...(below === undefined ? {} : { hides: where(below.top.layer) }),
         ms
       }
     }
     case 'opaque':
-      return { time, event: e.kind, path: e.path, into: where(e.layer), as: e.form === 'aufs' ? OPAQUE_MARKER : 'xattr overlay.opaque=y', ms }
+      return { time, event: e.kind, path: fromBytes(e.path), into: where(e.layer), as: e.form === 'aufs' ? OPAQUE_MARKER : 'xattr overlay.opaque=y', ms }
   }
 }
 

@@ -2,6 +2,17 @@
  * Union and branch-relative paths: absolute, '/'-separated, normalised,
  * '/' for the root. Plain string work, kept in one place so that nothing
  * else joins or splits paths by hand.
+ *
+ * A path or name inside the union is a byte string: one character per byte
+ * of the name as the kernel and the branches' filesystems know it (Node's
+ * 'latin1'). A Linux name is any bytes but '/' and NUL, not necessarily
+ * UTF-8 (a Latin-1 name from an old archive, say), and a byte string keeps
+ * every one of them as it is, where a UTF-8 decoding would turn invalid
+ * bytes into U+FFFD and a name into another. The conversions happen at the
+ * edges: the FUSE codec reads and writes the bytes as they are, a branch
+ * hands node:fs a Buffer of them (branch.ts), and a name that comes from
+ * or goes to a person or a tar header goes through `toBytes` / `fromBytes`.
+ * An ASCII name is the same string either way.
  */
 export function childRel (dir: string, name: string): string {
   return dir === '/' ? '/' + name : dir + '/' + name
@@ -24,4 +35,24 @@ export function isWithin (path: string, dir: string): boolean {
 /** `path` moved from below `from` to below `to`. */
 export function rebase (path: string, from: string, to: string): string {
   return path === from ? to : childRel(to, path.slice(from.length + 1))
+}
+
+/** The byte string of a JavaScript string: its UTF-8 bytes, one character each. */
+export function toBytes (s: string): string {
+  return isAscii(s) ? s : Buffer.from(s, 'utf8').toString('latin1')
+}
+
+/** The JavaScript string a byte string spells in UTF-8 (invalid bytes become U+FFFD). */
+export function fromBytes (b: string): string {
+  return isAscii(b) ? b : Buffer.from(b, 'latin1').toString('utf8')
+}
+
+/** The bytes of a byte string, for node:fs. */
+export function bytesOf (b: string): Buffer {
+  return Buffer.from(b, 'latin1')
+}
+
+function isAscii (s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return false
+  return true
 }

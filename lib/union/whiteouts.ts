@@ -19,7 +19,7 @@ import * as fs from 'node:fs'
 import * as os from 'node:os'
 import type { ReadonlyBranch, WritableBranch } from '../branch/branch'
 import type { WhiteoutDialect } from './config'
-import { childRel } from './paths'
+import { bytesOf, childRel } from './paths'
 
 export const WH_PREFIX = '.wh.'
 export const OPAQUE_MARKER = '.wh..wh..opq'
@@ -80,7 +80,7 @@ export function whiteoutTarget (entryName: string, st: fs.BigIntStats): string |
 
 /** Does `.wh.NAME` fit in a directory entry (255 bytes)? */
 function aufsNameFits (name: string): boolean {
-  return Buffer.byteLength(WH_PREFIX + name) <= 255
+  return WH_PREFIX.length + name.length <= 255 // a byte string: one character a byte
 }
 
 export interface DirMarks {
@@ -102,7 +102,8 @@ export function dirMarks (branch: ReadonlyBranch, rel: string, ns: string): DirM
       const v = branch.getxattr(rel, name)
       if (v !== undefined && v.toString() === 'y') opaque = true
     } else if (name === `${ns}.unionfs-ts.redirect` || name === 'trusted.overlay.redirect' || name === 'user.overlay.redirect') {
-      const v = branch.getxattr(rel, name)?.toString()
+      // A path, as bytes: read as a byte string (paths.ts).
+      const v = branch.getxattr(rel, name)?.toString('latin1')
       if (v !== undefined && redirect === undefined) redirect = redirectTarget(rel, v)
     }
   }
@@ -238,7 +239,7 @@ export class Whiteouts {
    */
   setRedirect (rel: string, target: string): void {
     const name = this.dialect === 'overlay' ? `${this.ns}.overlay.redirect` : `${this.ns}.unionfs-ts.redirect`
-    this.upper.setxattr(rel, name, Buffer.from(target))
+    this.upper.setxattr(rel, name, bytesOf(target))
   }
 
   /** Drops the whiteouts and markers an upper directory holds (before rmdir). */

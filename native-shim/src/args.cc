@@ -76,6 +76,14 @@ bool get_args(napi_env env, napi_callback_info info, size_t n, napi_value* argv)
   return true;
 }
 
+// A C string cannot carry a NUL: refuse one rather than cut the value short.
+static bool no_nul(napi_env env, const char* name, const char* what, const std::string& s) {
+  if (memchr(s.data(), '\0', s.size()) == nullptr) return true;
+  std::string message = std::string("The argument '") + name + "' must be " + what + " without null bytes";
+  napi_throw_type_error(env, "ERR_INVALID_ARG_VALUE", message.c_str());
+  return false;
+}
+
 bool arg_string(napi_env env, napi_value v, const char* name, std::string* out) {
   if (!has_type(env, v, napi_string)) return invalid_type(env, v, name, "of type string");
   size_t len = 0;
@@ -88,13 +96,24 @@ bool arg_string(napi_env env, napi_value v, const char* name, std::string* out) 
     napi_failure(env);
     return false;
   }
-  if (memchr(out->data(), '\0', out->size()) != nullptr) {
-    std::string message = std::string("The argument '") + name +
-                          "' must be a string without null bytes";
-    napi_throw_type_error(env, "ERR_INVALID_ARG_VALUE", message.c_str());
+  return no_nul(env, name, "a string", *out);
+}
+
+bool arg_path(napi_env env, napi_value v, const char* name, std::string* out) {
+  bool is_view = false;
+  if (napi_is_buffer(env, v, &is_view) != napi_ok) {
+    napi_failure(env);
     return false;
   }
-  return true;
+  if (!is_view) {
+    if (!has_type(env, v, napi_string)) return invalid_type(env, v, name, "of type string or an instance of Buffer");
+    return arg_string(env, v, name, out);
+  }
+  const void* data = nullptr;
+  size_t len = 0;
+  if (!arg_bytes(env, v, name, &data, &len)) return false;
+  out->assign(static_cast<const char*>(data), len);
+  return no_nul(env, name, "a path", *out);
 }
 
 bool arg_int(napi_env env, napi_value v, const char* name,

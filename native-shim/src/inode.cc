@@ -36,7 +36,7 @@ static napi_value Mknod(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   std::string path;
   int64_t mode = 0, rdev = 0;
-  if (!get_args(env, info, 3, argv) || !arg_string(env, argv[0], "path", &path) ||
+  if (!get_args(env, info, 3, argv) || !arg_path(env, argv[0], "path", &path) ||
       !arg_int(env, argv[1], "mode", 0, UINT32_MAX, &mode) ||
       !arg_int(env, argv[2], "rdev", 0, kMaxSafeInteger, &rdev)) {
     return nullptr;
@@ -51,8 +51,8 @@ static napi_value Renameat2(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   std::string from, to;
   int64_t flags = 0;
-  if (!get_args(env, info, 3, argv) || !arg_string(env, argv[0], "oldPath", &from) ||
-      !arg_string(env, argv[1], "newPath", &to) ||
+  if (!get_args(env, info, 3, argv) || !arg_path(env, argv[0], "oldPath", &from) ||
+      !arg_path(env, argv[1], "newPath", &to) ||
       !arg_int(env, argv[2], "flags", 0, UINT32_MAX, &flags)) {
     return nullptr;
   }
@@ -67,7 +67,7 @@ static napi_value Utimensat(napi_env env, napi_callback_info info) {
   std::string path;
   struct timespec times[2];
   bool nofollow = false;
-  if (!get_args(env, info, 4, argv) || !arg_string(env, argv[0], "path", &path) ||
+  if (!get_args(env, info, 4, argv) || !arg_path(env, argv[0], "path", &path) ||
       !arg_time(env, argv[1], "atime", &times[0]) ||
       !arg_time(env, argv[2], "mtime", &times[1]) ||
       !arg_bool(env, argv[3], "nofollow", &nofollow)) {
@@ -102,7 +102,7 @@ static napi_value LinkFd(napi_env env, napi_callback_info info) {
   int fd = -1;
   std::string to;
   if (!get_args(env, info, 2, argv) || !arg_fd(env, argv[0], "fd", &fd) ||
-      !arg_string(env, argv[1], "newPath", &to)) {
+      !arg_path(env, argv[1], "newPath", &to)) {
     return nullptr;
   }
   char from[64];

@@ -37,6 +37,9 @@ napi_value napi_failure(napi_env env);
 bool get_args(napi_env env, napi_callback_info info, size_t n, napi_value* argv);
 
 bool arg_string(napi_env env, napi_value v, const char* name, std::string* out);
+// A path: a string (its UTF-8 bytes) or a Buffer (its bytes as they are, so
+// a name that is not UTF-8 reaches the system call unchanged); no NUL.
+bool arg_path(napi_env env, napi_value v, const char* name, std::string* out);
 bool arg_int(napi_env env, napi_value v, const char* name,
              int64_t min, int64_t max, int64_t* out);
 bool arg_fd(napi_env env, napi_value v, const char* name, int* out);

@@ -65,7 +65,7 @@ static napi_value to_names(napi_env env, const std::vector<char>& buf, ssize_t n
 static napi_value path_getxattr(napi_env env, napi_callback_info info, bool absent_ok) {
   napi_value argv[2];
   std::string path, name;
-  if (!get_args(env, info, 2, argv) || !arg_string(env, argv[0], "path", &path) ||
+  if (!get_args(env, info, 2, argv) || !arg_path(env, argv[0], "path", &path) ||
       !arg_string(env, argv[1], "name", &name)) {
     return nullptr;
   }
@@ -108,7 +108,7 @@ static napi_value Fgetxattr(napi_env env, napi_callback_info info) {
 static napi_value Llistxattr(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   std::string path;
-  if (!get_args(env, info, 1, argv) || !arg_string(env, argv[0], "path", &path)) {
+  if (!get_args(env, info, 1, argv) || !arg_path(env, argv[0], "path", &path)) {
     return nullptr;
   }
   std::vector<char> buf;
@@ -137,7 +137,7 @@ static napi_value Lsetxattr(napi_env env, napi_callback_info info) {
   const void* value = nullptr;
   size_t len = 0;
   int64_t flags = 0;
-  if (!get_args(env, info, 4, argv) || !arg_string(env, argv[0], "path", &path) ||
+  if (!get_args(env, info, 4, argv) || !arg_path(env, argv[0], "path", &path) ||
       !arg_string(env, argv[1], "name", &name) ||
       !arg_bytes(env, argv[2], "value", &value, &len) ||
       !arg_int(env, argv[3], "flags", 0, INT32_MAX, &flags)) {
@@ -171,7 +171,7 @@ static napi_value Fsetxattr(napi_env env, napi_callback_info info) {
 static napi_value Lremovexattr(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   std::string path, name;
-  if (!get_args(env, info, 2, argv) || !arg_string(env, argv[0], "path", &path) ||
+  if (!get_args(env, info, 2, argv) || !arg_path(env, argv[0], "path", &path) ||
       !arg_string(env, argv[1], "name", &name)) {
     return nullptr;
   }

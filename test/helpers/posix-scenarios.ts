@@ -623,6 +623,35 @@ export const scenarios: Record<string, Scenario> = {
     r.ls()
   },
 
+  /**
+   * Names that are not UTF-8 (a Latin-1 'é', stray bytes, 255 bytes of
+   * 0x80): a Linux name is any bytes but '/' and NUL, and each must be
+   * made, found, listed, renamed and removed as those bytes.
+   */
+  'byte-names' (r) {
+    const b = (name: string): Buffer => Buffer.concat([Buffer.from(r.p('') + '/'), Buffer.from(name, 'latin1')])
+    const list = (rel = ''): string => fs.readdirSync(b(rel), { encoding: 'buffer' }).map(n => n.toString('hex')).sort().join(' ')
+    const long = '\x80'.repeat(255)
+    r.try('create lat\\xe9', () => fs.writeFileSync(b('lat\xe9'), 'latin-1'))
+    r.do('read lat\\xe9', () => fs.readFileSync(b('lat\xe9'), 'latin1'))
+    r.do('stat lat\\xe9 (UTF-8 spelling) is another name', () => fs.statSync(r.p('lat\u00e9')).size)
+    r.try('create 255 bytes of \\x80', () => fs.writeFileSync(b(long), 'long'))
+    r.do('read 255 bytes of \\x80', () => fs.readFileSync(b(long), 'latin1'))
+    r.try('create 256 bytes of \\x80', () => fs.writeFileSync(b(long + '\x80'), 'x'))
+    r.try('mkdir d\\xff', () => fs.mkdirSync(b('d\xff')))
+    r.try('create d\\xff/f\\xfe', () => fs.writeFileSync(b('d\xff/f\xfe'), 'inner'))
+    r.try('symlink to t\\xe9', () => fs.symlinkSync(Buffer.from('t\xe9', 'latin1'), b('l\xe9')))
+    r.do('readlink l\\xe9', () => fs.readlinkSync(b('l\xe9'), { encoding: 'buffer' }).toString('hex'))
+    r.do('ls (hex)', () => list())
+    r.do('ls d\\xff (hex)', () => list('d\xff'))
+    r.try('rename lat\\xe9 to r\\x81', () => fs.renameSync(b('lat\xe9'), b('r\x81')))
+    r.do('read r\\x81', () => fs.readFileSync(b('r\x81'), 'latin1'))
+    r.try('unlink 255 bytes of \\x80', () => fs.unlinkSync(b(long)))
+    r.try('rename d\\xff to e\\xfa', () => fs.renameSync(b('d\xff'), b('e\xfa')))
+    r.do('ls after renames (hex)', () => list())
+    r.do('read e\\xfa/f\\xfe', () => fs.readFileSync(b('e\xfa/f\xfe'), 'latin1'))
+  },
+
   'many-files' (r) {
     fs.mkdirSync(r.p('m'))
     const names: string[] = []
