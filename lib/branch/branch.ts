@@ -22,7 +22,7 @@
 import * as fs from 'node:fs'
 import { fsError } from '../errors'
 import * as native from '../native'
-import { bytesOf, toBytes } from '../union/paths'
+import { fsPath, toBytes } from '../union/paths'
 
 export interface ReadonlyBranch {
   /** Absolute real path of the branch directory (a JavaScript string, not bytes). */
@@ -31,11 +31,12 @@ export interface ReadonlyBranch {
   readonly index: number
   readonly writable: boolean
   /**
-   * The host path of a branch-relative path, for the system call at hand:
-   * past PATH_MAX it goes through /proc/self/fd and is valid only until
-   * the current synchronous call returns.
+   * The host path of a branch-relative path, for the system call at hand
+   * (as node:fs takes it: paths.ts `fsPath`): past PATH_MAX it goes
+   * through /proc/self/fd and is valid only until the current synchronous
+   * call returns.
    */
-  real (rel: string): Buffer
+  real (rel: string): string | Buffer
   /**
    * lstat, or undefined when the name is not there (ENOENT/ENOTDIR). BigInt
    * stats carry exact nanosecond times, for a few hundred nanoseconds more.
@@ -88,7 +89,7 @@ function closeHeads (): void {
  * serving thread that loops on blocking reads never reaches a later turn
  * of its event loop).
  */
-function kernelPath (p: string): Buffer {
+function kernelPath (p: string): string | Buffer {
   let head = ''
   let rest = p
   while (head.length + rest.length >= PATH_MAX) {
@@ -96,26 +97,26 @@ function kernelPath (p: string): Buffer {
     const cut = rest.lastIndexOf('/', PATH_MAX - 2 - head.length)
     if (cut <= 0) throw fsError('ENAMETOOLONG', 'open', p)
     if (heads.length === 0) queueMicrotask(closeHeads)
-    const fd = fs.openSync(bytesOf(head + rest.slice(0, cut)), O_PATH | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW)
+    const fd = fs.openSync(fsPath(head + rest.slice(0, cut)), O_PATH | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW)
     heads.push(fd)
     head = `/proc/self/fd/${fd}`
     rest = rest.slice(cut)
   }
-  return bytesOf(head + rest)
+  return fsPath(head + rest)
 }
 
 class DirBranch implements ReadonlyBranch {
   readonly writable: boolean = false
-  /** The root's bytes, as a byte string and as a Buffer. */
+  /** The root's bytes, as a byte string and as node:fs takes them. */
   private readonly rootBytes: string
-  private readonly rootBuf: Buffer
+  private readonly rootPath: string | Buffer
   constructor (readonly root: string, readonly index: number) {
     this.rootBytes = toBytes(root)
-    this.rootBuf = bytesOf(this.rootBytes)
+    this.rootPath = fsPath(this.rootBytes)
   }
 
-  real (rel: string): Buffer {
-    return rel === '/' ? this.rootBuf : kernelPath(this.rootBytes + rel)
+  real (rel: string): string | Buffer {
+    return rel === '/' ? this.rootPath : kernelPath(this.rootBytes + rel)
   }
 
   lstat (rel: string): fs.BigIntStats | undefined {
@@ -169,7 +170,7 @@ class WritableDirBranch extends DirBranch implements WritableBranch {
 
   mkdir (rel: string, mode: number): void { fs.mkdirSync(this.real(rel), mode) }
   mknod (rel: string, mode: number, rdev: number): void { native.mknod(this.real(rel), mode, rdev) }
-  symlink (target: string, rel: string): void { fs.symlinkSync(bytesOf(target), this.real(rel)) }
+  symlink (target: string, rel: string): void { fs.symlinkSync(fsPath(target), this.real(rel)) }
   link (existingRel: string, rel: string): void { fs.linkSync(this.real(existingRel), this.real(rel)) }
   unlink (rel: string): void { fs.unlinkSync(this.real(rel)) }
   rmdir (rel: string): void { fs.rmdirSync(this.real(rel)) }

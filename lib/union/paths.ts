@@ -52,7 +52,18 @@ export function bytesOf (b: string): Buffer {
   return Buffer.from(b, 'latin1')
 }
 
+/**
+ * Byte string `b` as node:fs and the native shim take a path: itself when
+ * ASCII (they encode a string as UTF-8, which is the same bytes), else its
+ * Buffer. Most paths are ASCII, and a Buffer per system call is an
+ * allocation the hot path need not make.
+ */
+export function fsPath (b: string): string | Buffer {
+  return isAscii(b) ? b : bytesOf(b)
+}
+
+const NOT_ASCII = /[^\x00-\x7f]/
+
 function isAscii (s: string): boolean {
-  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return false
-  return true
+  return !NOT_ASCII.test(s)
 }

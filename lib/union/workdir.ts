@@ -64,7 +64,7 @@ export class Workdir {
   }
 }
 
-function rename (from: Buffer, to: Buffer, flags: number): void {
+function rename (from: string | Buffer, to: string | Buffer, flags: number): void {
   if (flags === 0) fs.renameSync(from, to)
   else native.renameat2(from, to, flags)
 }
