@@ -2,13 +2,15 @@
 # What the test suite needs from Debian beyond a fresh machine: strace (the
 # crash tests stop the daemon between two of its system calls), fio (data
 # verification through the mount), busybox-static (examples/container.sh),
-# fuse3 (test/rootless.test.ts) and acl (setfacl/getfacl, test/fuse-acl.test.ts).
+# fuse3 (test/rootless.test.ts), acl (setfacl/getfacl, test/fuse-acl.test.ts)
+# and stress-ng (test/robust-stress-ng.test.ts).
 # Installed only when missing, and only as root; run by `npm test`.
 set -eu
 missing=
 command -v strace >/dev/null 2>&1 || missing="$missing strace"
 command -v fio >/dev/null 2>&1 || missing="$missing fio"
 command -v setfacl >/dev/null 2>&1 || missing="$missing acl"
+command -v stress-ng >/dev/null 2>&1 || missing="$missing stress-ng"
 dpkg -s busybox-static >/dev/null 2>&1 || missing="$missing busybox-static"
 # fuse3: the setuid fusermount3 the rootless tests mount through as a user
 # (it replaces Debian's `fuse`, which it also provides).
