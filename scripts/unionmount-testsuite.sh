@@ -28,19 +28,10 @@
 # mounted when this script exits, even when interrupted. Exit status: 0 when
 # every test passed in every mode, 1 otherwise, 2 on bad usage.
 set -u
+. "$(dirname "$0")/suite-head.sh"
 
-usage() {
-  echo "usage: $0 [--kernel] SUITE_DIR [ov|ov3|samefs|verify|ov3-verify|ov3-samefs ...]" >&2
-  exit 2
-}
-
-kernel=
-if [ "${1:-}" = --kernel ]; then kernel=1; shift; fi
-[ $# -ge 1 ] || usage
-suite=$(cd "$1" 2>/dev/null && pwd) || { echo "$0: no such dir: $1" >&2; exit 2; }
-shift
-[ -x "$suite/run" ] || { echo "$0: $suite/run not found: not a unionmount-testsuite checkout" >&2; exit 2; }
-[ "$(id -u)" = 0 ] || { echo "$0: needs root" >&2; exit 2; }
+suite_head run '[ov|ov3|samefs|verify|ov3-verify|ov3-samefs ...]' "$@"
+shift $taken
 if [ -z "$kernel" ] && [ ! -x /sbin/mount.fuse.unionfs-ts ]; then
   echo "$0: /sbin/mount.fuse.unionfs-ts is missing: run 'node scripts/install-helpers.js' as root" >&2
   exit 2
@@ -83,10 +74,6 @@ chmod 755 "$scratch"
 lower=$scratch/lower base=$scratch/base mnt=$scratch/mnt
 mkdir -p "$lower" "$base" "$mnt" "$scratch/logs"
 
-# Everything mounted under the scratch dir, deepest first.
-mounts_under() {
-  awk -v d="$scratch/" '{ gsub(/\\040/, " ", $2); if (index($2, d) == 1) print $2 }' /proc/mounts | sort -r
-}
 # What the suite mounted, not the lower layer's own tmpfs.
 clean_up() {
   (cd "$suite" && UNIONMOUNT_LOWERDIR=$lower UNIONMOUNT_BASEDIR=$base UNIONMOUNT_MNTPOINT=$mnt \
@@ -98,19 +85,10 @@ clean_up() {
 }
 running=
 finish() {
-  if [ -n "$running" ]; then
-    kill -TERM "$running" 2>/dev/null
-    wait "$running" 2>/dev/null
-  fi
+  stop_running
   clean_up
   while grep -q " $lower " /proc/mounts; do umount "$lower" || umount -l "$lower"; done
-  if [ -n "$(mounts_under)" ]; then
-    echo "$0: still mounted under $scratch:" >&2; mounts_under >&2
-  elif [ "${UMTS_KEEP:-}" = 1 ]; then
-    echo "logs kept in $scratch/logs"
-  elif [ -z "${UMTS_SCRATCH:-}" ]; then
-    rm -rf "$scratch"
-  fi
+  leave_scratch "${UMTS_KEEP:-}" "logs kept in $scratch/logs" "${UMTS_SCRATCH:-}"
 }
 trap finish EXIT
 trap 'exit 130' INT TERM
