@@ -265,7 +265,7 @@ function show (v: unknown): string {
   return String(v)
 }
 
-/** Ops whose first two arguments are paths (a symlink's target, then its path); every other op has one. */
+/** Ops whose first two arguments are paths (for symlink, its target and its path); every other op's first is. */
 const TWO_PATHS = new Set(['rename', 'link', 'symlink'])
 
 /**
