@@ -81,13 +81,13 @@ function closeHeads (): void {
 }
 
 /**
- * The bytes the kernel takes for the absolute path `p` (a byte string),
- * however long. A path past PATH_MAX is cut at a '/', its head opened
- * (O_PATH, a directory, not a symlink) and `/proc/self/fd/N/tail` names the
- * whole, as often as it takes. Every branch call is synchronous, so the
- * name is used before the heads are closed, in the next microtask (a
- * serving thread that loops on blocking reads never reaches a later turn
- * of its event loop).
+ * The path the kernel takes for the absolute path `p` (a byte string,
+ * handed over as `fsPath` does), however long. A path past PATH_MAX is cut
+ * at a '/', its head opened (O_PATH, a directory, not a symlink) and
+ * `/proc/self/fd/N/tail` names the whole, as often as it takes. Every
+ * branch call is synchronous, so the name is used before the heads are
+ * closed, in the next microtask (a serving thread that loops on blocking
+ * reads never reaches a later turn of its event loop).
  */
 function kernelPath (p: string): string | Buffer {
   let head = ''

@@ -18,6 +18,14 @@ function sleep (ms: number): void { Atomics.wait(sleepCell, 0, 0, ms) }
 
 type Scenario = (r: Rec) => void
 
+/** Step `step` (`fn`), then whether it moved `rel`'s ctime (lstat), 30 ms on so that a coarse clock ticks. */
+function ctimeMoved (r: Rec, rel: string, step: string, fn: () => unknown, check = `ctime moved by ${step}`): void {
+  const before = r.quiet(rel)?.ctimeNs
+  sleep(30)
+  r.try(step, fn)
+  r.check(check, before !== undefined && (r.quiet(rel)?.ctimeNs ?? 0n) > before)
+}
+
 const O = (...flags: number[]): number => flags.reduce((a, b) => a | b, 0)
 
 export const scenarios: Record<string, Scenario> = {
@@ -399,20 +407,12 @@ export const scenarios: Record<string, Scenario> = {
     })
     r.do('mtime after futimes', () => r.quiet('f')?.mtimeMs.toString())
     r.try('utimes missing', () => fs.utimesSync(r.p('nope'), 1, 1))
-    const c0 = r.quiet('f')?.ctimeNs
-    sleep(30)
-    r.try('chmod 0644', () => fs.chmodSync(r.p('f'), 0o644))
-    r.check('ctime moved by chmod', c0 !== undefined && (r.quiet('f')?.ctimeNs ?? 0n) > c0)
+    ctimeMoved(r, 'f', 'chmod 0644', () => fs.chmodSync(r.p('f'), 0o644), 'ctime moved by chmod')
     r.do('mtime unchanged by chmod', () => r.quiet('f')?.mtimeMs.toString())
     // chown(2) changing no id still moves the change time (Linux; POSIX allows either).
-    for (const [what, rel, chown] of [
-      ['chown f -1:-1', 'f', fs.chownSync], ['chown d -1:-1', 'd', fs.chownSync], ['lchown l -1:-1', 'l', fs.lchownSync]
-    ] as const) {
-      const before = r.quiet(rel)?.ctimeNs
-      sleep(30)
-      r.try(what, () => chown(r.p(rel), -1, -1))
-      r.check(`ctime moved by ${what}`, before !== undefined && (r.quiet(rel)?.ctimeNs ?? 0n) > before)
-    }
+    ctimeMoved(r, 'f', 'chown f -1:-1', () => fs.chownSync(r.p('f'), -1, -1))
+    ctimeMoved(r, 'd', 'chown d -1:-1', () => fs.chownSync(r.p('d'), -1, -1))
+    ctimeMoved(r, 'l', 'lchown l -1:-1', () => fs.lchownSync(r.p('l'), -1, -1))
     const fd = fs.openSync(r.p('f'), C.O_RDONLY)
     r.try('fchmod 0640', () => fs.fchmodSync(fd, 0o640))
     r.try('fchown 3:4', () => fs.fchownSync(fd, 3, 4))
