@@ -225,6 +225,9 @@ export const readDevice: (fd: number, buf: Uint8Array, spinUs: number) => number
  */
 export const makePipe: (bytes: number) => [number, number, number] = binding.makePipe
 
+/** Closes both ends of a pipe `makePipe` made. */
+export const closePipe: (readFd: number, writeFd: number) => void = binding.closePipe
+
 /**
  * splice(2) up to `size` bytes of `fileFd` at `offset` into the pipe
  * (`dataR`, `dataW`); fewer only at end of file. Bytes moved; on a failure

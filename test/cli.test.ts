@@ -400,13 +400,13 @@ async function foreground (tt: Tap, tr: Tree, args: string[]): Promise<{ child: 
   guard(tt, tr.m, () => child.exitCode === null && child.pid !== undefined ? [child.pid] : [])
   const up = await waitFor(() => mountPoints().includes(tr.m) || child.exitCode !== null, 30_000)
   tt.ok(up && child.exitCode === null, `mounted in the foreground ${fs.readFileSync(errFile, 'utf8')}`)
-  return { child, exit }
+  return { child, exit, stderr: () => fs.readFileSync(errFile, 'utf8') }
 }
 
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   t.test(`-f stays in the foreground; ${sig} unmounts and exits 0`, { skip: mountSkip }, async t => {
     const tr = tree(t)
-    const { child, exit } = await foreground(t, tr, [`${tr.u}:${tr.a}`, tr.m])
+    const { child, exit, stderr } = await foreground(t, tr, [`${tr.u}:${tr.a}`, tr.m])
     const w = probe(`echo data > '${tr.m}/written' && cat '${tr.m}/only-in-a'`)
     t.equal(w.stdout, 'from a\n', w.stderr)
     await new Promise(resolve => setTimeout(resolve, 300))
@@ -417,15 +417,17 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     t.equal(code, 0, 'exit status 0')
     t.notOk(mountPoints().includes(tr.m), 'unmounted')
     t.equal(fs.readFileSync(path.join(tr.u, 'written'), 'utf8'), 'data\n', 'the write is on disk')
+    t.equal(stderr(), '', 'nothing on stderr, on the way out either')
   })
 }
 
 t.test('-f: an outside umount ends the foreground process with 0', { skip: mountSkip }, async t => {
   const tr = tree(t)
-  const { exit } = await foreground(t, tr, ['-o', `lowerdir=${tr.a},upperdir=${tr.u},workdir=${tr.w}`, tr.m])
+  const { exit, stderr } = await foreground(t, tr, ['-o', `lowerdir=${tr.a},upperdir=${tr.u},workdir=${tr.w}`, tr.m])
   t.equal(run('umount', [tr.m]).status, 0)
   const [code] = await exit
   t.equal(code, 0)
+  t.equal(stderr(), '', 'nothing on stderr')
 })
 
 t.test('the library: mount() and unmount()', { skip: mountSkip }, async t => {

@@ -73,7 +73,10 @@ t.test('the Splicer, against a pipe for a device', async (t) => {
   const fd = fs.openSync(file, 'r')
   const dirFd = fs.openSync(dir, 'r')
   const [devR, devW, devCap] = native.makePipe(MiB)
-  t.teardown(() => { for (const x of [fd, dirFd, devR, devW]) fs.closeSync(x) })
+  t.teardown(() => {
+    for (const x of [fd, dirFd]) fs.closeSync(x)
+    native.closePipe(devR, devW)
+  })
   t.equal(devCap, MiB, 'a pipe of 1 MiB')
 
   const s = new Splicer(devW, native, MiB, quiet)
@@ -133,6 +136,26 @@ t.test('the Splicer, against a pipe for a device', async (t) => {
   const cramped = new Splicer(devW, small, MiB, quiet)
   t.notOk(cramped.takes(0, SPLICE_MIN), 'pipes that cannot grow: the read is buffered')
   cramped.close()
+
+  // Descriptors open in this process: each splicer's pipes, and nothing after.
+  const open = (): number => fs.readdirSync('/proc/self/fd').length
+  const before = open()
+  const third = new Splicer(devW, native, MiB, quiet)
+  t.equal(open(), before + 4, 'a splicer holds two pipes')
+  third.close()
+  t.equal(open(), before, 'and closes both with itself')
+  let made = 0
+  const failing: SpliceCalls = {
+    ...native,
+    makePipe: (bytes) => {
+      if (++made === 2) throw Object.assign(new Error('EMFILE'), { code: 'EMFILE' })
+      return native.makePipe(bytes)
+    }
+  }
+  const none = new Splicer(devW, failing, MiB, quiet)
+  t.notOk(none.takes(0, SPLICE_MIN), 'no second pipe: reads stay buffered')
+  t.equal(open(), before, 'and the first pipe is closed again')
+  none.close()
 })
 
 /** Pages of `file` in the page cache (util-linux fincore). */

@@ -29,7 +29,6 @@
  * 1 MiB less two pages and buffers larger ones (readahead's default keeps
  * a sequential reader's READs under that: types.ts).
  */
-import * as fs from 'node:fs'
 import type { WriteOutcome } from './device'
 import type { FuseLog } from './log'
 import { OutHeader } from './protocol'
@@ -37,6 +36,7 @@ import { OutHeader } from './protocol'
 /** The native calls (lib/native.ts). */
 export interface SpliceCalls {
   makePipe: (bytes: number) => [number, number, number]
+  closePipe: (readFd: number, writeFd: number) => void
   spliceIn: (fileFd: number, offset: number, size: number, dataR: number, dataW: number) => number
   spliceOut: (devFd: number, unique: number, bytes: number, dataR: number, msgR: number, msgW: number) => void
 }
@@ -123,22 +123,21 @@ export class Splicer {
 
   close (): void {
     if (this.pipes === null) return
-    for (const fd of [this.pipes.dataR, this.pipes.dataW, this.pipes.msgR, this.pipes.msgW]) fs.closeSync(fd)
+    this.calls.closePipe(this.pipes.dataR, this.pipes.dataW)
+    this.calls.closePipe(this.pipes.msgR, this.pipes.msgW)
     this.pipes = null
   }
 
   private make (): Pipes | null {
     // Room for the largest read at any offset, and the header.
     const want = (slotsFor(PAGE - 1, this.maxRead) + 1) * PAGE
-    const made: number[] = []
+    let data: [number, number, number] | undefined
     try {
-      const [dataR, dataW, dataCap] = this.calls.makePipe(want)
-      made.push(dataR, dataW)
+      data = this.calls.makePipe(want)
       const [msgR, msgW, msgCap] = this.calls.makePipe(want)
-      made.push(msgR, msgW)
-      return { dataR, dataW, msgR, msgW, slots: Math.floor(Math.min(dataCap, msgCap) / PAGE) }
+      return { dataR: data[0], dataW: data[1], msgR, msgW, slots: Math.floor(Math.min(data[2], msgCap) / PAGE) }
     } catch (err) {
-      for (const fd of made) fs.closeSync(fd)
+      if (data !== undefined) this.calls.closePipe(data[0], data[1])
       this.log.error('no pipes for spliced reads, reading into buffers', err)
       return null
     }
