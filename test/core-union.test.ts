@@ -199,6 +199,40 @@ t.test('copy-up carries data with holes, mode, owner, times, xattrs; st_ino is k
   t.equal((await u2.getattr('/dir/sparse')).ino, before.ino, 'st_ino same across remount')
 })
 
+t.test('a copy-up leaves its parents\' times; a kill before they were put back is mended by the next open', async t => {
+  const s = stack(t)
+  fs.mkdirSync(`${s.lo1}/d/e`, { recursive: true })
+  write(`${s.lo1}/d/e/f`, 'data')
+  fs.utimesSync(`${s.lo1}/d/e`, 1_100_000_000, 1_200_000_000)
+  fs.utimesSync(`${s.lo1}/d`, 1_300_000_000, 1_400_000_000)
+  const u = await open(s)
+  fs.utimesSync(s.up, 1_500_000_000, 1_600_000_000) // after the work dir was made in it
+  await u.chmod('/d/e/f', 0o600)
+  t.equal(fs.statSync(`${s.up}/d/e`).mtimeMs, 1_200_000_000_000, 'the copied-up parent keeps the mtime it shadows')
+  t.equal(fs.statSync(`${s.up}/d`).mtimeMs, 1_400_000_000_000, 'so does its parent')
+  t.equal(fs.statSync(s.up).mtimeMs, 1_600_000_000_000, 'and the writable branch\'s root')
+  const work = `${s.up}/.wh..wh.unionfs-ts`
+  t.same(fs.readdirSync(work), [], 'the work dir is empty')
+  t.equal(native.lfindxattr(work, 'trusted.unionfs-ts.times'), undefined, 'and holds no note')
+
+  // As a kill between the rename into d/e and the restore leaves things:
+  // the work dir's note (atime, mtime in ns, then the parent's path) and
+  // the parent's times moved.
+  const note = Buffer.alloc(16 + 4)
+  note.writeBigInt64LE(1_100_000_000_000_000_000n, 0)
+  note.writeBigInt64LE(1_200_000_000_123_456_789n, 8)
+  note.write('/d/e', 16, 'latin1')
+  native.lsetxattr(work, 'trusted.unionfs-ts.times', note, 0)
+  fs.writeFileSync(`${work}/tmp.1.1`, 'a copy that never landed')
+  fs.utimesSync(`${s.up}/d/e`, 1_700_000_000, 1_700_000_000)
+  await open(s)
+  const st = fs.statSync(`${s.up}/d/e`, { bigint: true })
+  t.equal(st.mtimeNs, 1_200_000_000_123_456_789n, 'the next open puts the noted mtime back')
+  t.equal(st.atimeNs, 1_100_000_000_000_000_000n, 'and the atime')
+  t.equal(native.lfindxattr(work, 'trusted.unionfs-ts.times'), undefined, 'and drops the note')
+  t.same(fs.readdirSync(work), [], 'and sweeps the work dir')
+})
+
 t.test('symlinks, fifos and devices are recreated on copy-up', async t => {
   const s = stack(t)
   fs.symlinkSync('../target', `${s.lo1}/link`)

@@ -36,6 +36,11 @@ function msOf (ns: bigint): number {
   return Number(ns / 1000n) / 1000
 }
 
+/** A time in nanoseconds (a BigIntStats field), as the native shim takes it. */
+export function timeOfNs (ns: bigint): [number, number] {
+  return [Number(ns / 1_000_000_000n), Number(ns % 1_000_000_000n)]
+}
+
 /** A time utimens was given, as the native shim takes it. */
 export function timeArg (t: TimeSpec): native.TimeArg {
   if (t === undefined) return 'omit'

@@ -12,9 +12,10 @@
  *     Symlinks keep their target; fifos, sockets and devices are recreated.
  *     Copied data is synced before the rename.
  *  3. One rename moves the copy into place, and the parent directory gets its
- *     times back (a copy-up changes nothing the user can see in it). A crash
- *     before the rename leaves the old view and a temp file that the next
- *     mount sweeps; after it, the new view. On any failure the temp is
+ *     times back (a copy-up changes nothing the user can see in it; the work
+ *     dir notes them first, so a crash between the two is mended: workdir.ts).
+ *     A crash before the rename leaves the old view and a temp file that the
+ *     next mount sweeps; after it, the new view. On any failure the temp is
  *     removed and the error is the answer. The copy's entry is built from
  *     the one it replaces (Resolver.copiedUp), not looked up again.
  */
@@ -22,6 +23,7 @@ import * as fs from 'node:fs'
 import type { ReadonlyBranch, WritableBranch } from '../branch/branch'
 import { fsError, isCode } from '../errors'
 import * as native from '../native'
+import { timeOfNs } from './attrs'
 import { encodeOrigin, originXattr } from './inodes'
 import { parentOf } from './paths'
 import type { Entry, Resolver } from './resolve'
@@ -89,11 +91,7 @@ export class CopyUp {
       else if (e.stat.isSymbolicLink()) dst.symlink(src.readlink(e.top.rel), tmp)
       else dst.mknod(tmp, Number(st.mode), Number(st.rdev))
       origin = this.copyMeta(src, e, tmp, st)
-      // A copy-up is no change to the parent directory: its times are put
-      // back after the rename, as overlayfs does.
-      const parent = this.upper.lstat(parentOf(e.path))
-      this.work.moveIn(tmp, this.upper, e.path)
-      if (parent !== undefined) this.upper.utimens(parentOf(e.path), timeOf(parent.atimeNs), timeOf(parent.mtimeNs))
+      this.work.landCopy(tmp, this.upper, e.path)
     } catch (err) {
       this.work.discard(tmp)
       throw err
@@ -124,7 +122,7 @@ export class CopyUp {
       if (v !== undefined) this.unlessRefused(() => { dst.setxattr(tmp, name, v) })
     }
     const origin = this.unlessRefused(() => { dst.setxattr(tmp, originXattr(this.ns), encodeOrigin(e.ino)) })
-    dst.utimens(tmp, timeOf(st.atimeNs), timeOf(st.mtimeNs))
+    dst.utimens(tmp, timeOfNs(st.atimeNs), timeOfNs(st.mtimeNs))
     return origin
   }
 
@@ -178,10 +176,6 @@ export class CopyUp {
       if (outFd >= 0) fs.closeSync(outFd)
     }
   }
-}
-
-function timeOf (ns: bigint): [number, number] {
-  return [Number(ns / 1_000_000_000n), Number(ns % 1_000_000_000n)]
 }
 
 /**

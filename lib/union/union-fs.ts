@@ -88,7 +88,7 @@ export class UnionFs implements UnionFsApi {
     this.xattrNames = new XattrNames(layers, config.cacheEntries > 0)
     this.files = new OpenFiles(this.handles, this.xattrNames, this.upper !== undefined)
     if (this.upper !== undefined) {
-      const work = Workdir.open(config.workdir ?? path.join(config.upper!, '.wh..wh.unionfs-ts'))
+      const work = Workdir.open(config.workdir ?? path.join(config.upper!, '.wh..wh.unionfs-ts'), this.upper, config.xattrNamespace)
       const whiteouts = new Whiteouts(this.upper, config.whiteout, config.xattrNamespace)
       const copyUp = new CopyUp(this.resolver, this.upper, work, config.xattrNamespace)
       copyUp.onCopied = (entry, event) => this.copiedUp(entry, event)

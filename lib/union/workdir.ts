@@ -6,6 +6,20 @@
  * `<upper>/.wh..wh.unionfs-ts/`, hidden from the view like every `.wh.`
  * name; with the overlayfs syntax `<workdir>/work`, as overlayfs does.
  *
+ * A copy landing in the writable branch (`landCopy`) is no change to its
+ * parent directory, yet the rename changes the parent's times, so they are
+ * put back right after. The work dir notes them first, in its xattr
+ * `<ns>.unionfs-ts.times` (the atime and mtime in nanoseconds, 8 bytes
+ * each, then the parent's path), and drops the note once they are back: a
+ * kill between the rename and the restore leaves the note, and the next
+ * mount puts those times back before it sweeps. An xattr, not a file:
+ * it leaves the work dir empty, and setting and removing it took 6 us
+ * where making and removing a note file took 27 (a loop of 2,000 on
+ * ext4). The bench's chmod of 200 lower files (a copy-up each, and of
+ * their parents) took 0.251 s against 0.244 before (medians of 6 runs of
+ * 7 fresh mounts, in ABBA order). A note that cannot be written (a path
+ * too long for an xattr value) leaves that one window open.
+ *
  * Invariant: between operations the work dir is empty. Whatever a crash
  * left in it is swept when the next mount opens it. It has no default ACL
  * (one inherited from the writable branch's root is removed): what is
@@ -15,32 +29,44 @@
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { writableBranch, type WritableBranch } from '../branch/branch'
-import { fsError } from '../errors'
+import { fsError, isCode } from '../errors'
 import * as native from '../native'
 import { ACL_DEFAULT } from './acl'
+import { timeOfNs } from './attrs'
+import { parentOf } from './paths'
 
 export class Workdir {
   private counter = 0
   /** The work dir as a branch: paths below it are relative to it. */
   readonly dir: WritableBranch
 
-  private constructor (readonly root: string) {
+  private constructor (readonly root: string, private readonly note: string) {
     this.dir = writableBranch(root, -1)
   }
 
-  /** Creates the work dir if needed and sweeps a crash's leftovers. */
-  static open (root: string): Workdir {
+  /**
+   * Creates the work dir if needed and sweeps a crash's leftovers, after
+   * putting back the parent times a crash left noted for `upper` (in xattr
+   * namespace `ns`).
+   */
+  static open (root: string, upper: WritableBranch, ns: string): Workdir {
     fs.mkdirSync(root, { recursive: true, mode: 0o700 })
     // mkdir accepts an existing symlink to a directory; sweeping through one
     // would delete whatever it points at. The work dir must be a directory.
     if (!fs.lstatSync(root).isDirectory()) {
       throw fsError('ENOTDIR', 'lstat', root, 'the work dir is not a directory (a symlink?)')
     }
+    const note = `${ns}.unionfs-ts.times`
+    const left = native.lfindxattr(root, note)
+    if (left !== undefined) {
+      restoreTimes(left, upper)
+      native.lremovexattr(root, note)
+    }
     for (const name of fs.readdirSync(root)) {
       fs.rmSync(path.join(root, name), { recursive: true, force: true })
     }
     if (native.lfindxattr(root, ACL_DEFAULT) !== undefined) native.lremovexattr(root, ACL_DEFAULT)
-    return new Workdir(root)
+    return new Workdir(root, note)
   }
 
   /** A fresh name in the work dir ('/tmp.PID.N'), not yet created. */
@@ -53,6 +79,33 @@ export class Workdir {
     rename(this.dir.real(tmp), upper.real(rel), flags)
   }
 
+  /**
+   * Moves a copy of `rel` built at `tmp` into the writable branch, and puts
+   * its parent's times back, noted here until they are.
+   */
+  landCopy (tmp: string, upper: WritableBranch, rel: string): void {
+    const parent = parentOf(rel)
+    const st = upper.lstat(parent)
+    if (st === undefined) return this.moveIn(tmp, upper, rel)
+    const record = Buffer.alloc(16 + Buffer.byteLength(parent, 'latin1'))
+    record.writeBigInt64LE(st.atimeNs, 0)
+    record.writeBigInt64LE(st.mtimeNs, 8)
+    record.write(parent, 16, 'latin1')
+    let noted = true
+    try {
+      native.lsetxattr(this.root, this.note, record, 0)
+    } catch (err) {
+      if (!isCode(err, 'E2BIG', 'ENOSPC', 'ERANGE')) throw err
+      noted = false
+    }
+    try {
+      this.moveIn(tmp, upper, rel)
+      upper.utimens(parent, timeOfNs(st.atimeNs), timeOfNs(st.mtimeNs))
+    } finally {
+      if (noted) native.lremovexattr(this.root, this.note)
+    }
+  }
+
   /** Moves an entry out of the writable branch, to be torn down here. */
   moveOut (upper: WritableBranch, rel: string, tmp: string, flags = 0): void {
     rename(upper.real(rel), this.dir.real(tmp), flags)
@@ -62,6 +115,17 @@ export class Workdir {
   discard (tmp: string): void {
     this.dir.removeTree(tmp)
   }
+}
+
+/** Puts back the times a note holds, on a directory whose times moved. */
+function restoreTimes (note: Buffer, upper: WritableBranch): void {
+  if (note.length < 16) return
+  const atime = note.readBigInt64LE(0)
+  const mtime = note.readBigInt64LE(8)
+  const dir = note.subarray(16).toString('latin1')
+  const st = upper.lstat(dir)
+  if (st?.isDirectory() !== true || (st.atimeNs === atime && st.mtimeNs === mtime)) return
+  upper.utimens(dir, timeOfNs(atime), timeOfNs(mtime))
 }
 
 function rename (from: string | Buffer, to: string | Buffer, flags: number): void {
