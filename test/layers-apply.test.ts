@@ -113,6 +113,35 @@ function tests (): void {
     t.same(xattr(path.join(dir, 'ping'), 'user.bin'), Buffer.from([0xff, 0x00, 0xfe]))
   })
 
+  t.test('names that are not UTF-8 come through as their bytes, from GNU tar in gnu and pax format', async t => {
+    const bytes = (rel: string): Buffer => Buffer.from(rel, 'latin1')
+    const src = tmpdir(t, 'src')
+    const long = 'L'.repeat(120) + '\xe9'
+    fs.mkdirSync(bytes(`${src}/d\xff`))
+    fs.writeFileSync(bytes(`${src}/lat\xe9`), 'latin')
+    fs.writeFileSync(bytes(`${src}/d\xff/f\x80`), 'deep')
+    fs.writeFileSync(bytes(`${src}/${long}`), 'long')
+    fs.symlinkSync(bytes('t\xe9'), bytes(`${src}/ln`))
+    fs.symlinkSync(bytes('T'.repeat(110) + '\xe9'), bytes(`${src}/long-ln`))
+    for (const format of ['gnu', 'pax']) {
+      // gnu: the bytes in the ustar fields and in GNU long names; pax: in
+      // PAX path records, as Go's archive/tar (Docker) writes them too.
+      const f = path.join(tmpdir(t, 'tar'), `${format}.tar`)
+      const g = spawnSync('tar', [`--format=${format}`, '-C', src, '-cf', f, '.'])
+      t.equal(g.status, 0, String(g.stderr))
+      const dir = tmpdir(t, 'dst')
+      const r = cli(['layer', 'apply', f, dir])
+      t.equal(r.status, 0, r.stderr)
+      t.same(fs.readdirSync(dir, { encoding: 'buffer' }).map(n => n.toString('latin1')).sort(),
+        ['d\xff', 'lat\xe9', 'ln', 'long-ln', long].sort(), `${format}: the names' bytes`)
+      t.equal(fs.readFileSync(bytes(`${dir}/lat\xe9`), 'utf8'), 'latin', `${format}: a short name`)
+      t.equal(fs.readFileSync(bytes(`${dir}/d\xff/f\x80`), 'utf8'), 'deep', `${format}: below a directory so named`)
+      t.equal(fs.readFileSync(bytes(`${dir}/${long}`), 'utf8'), 'long', `${format}: a long name`)
+      t.equal(fs.readlinkSync(bytes(`${dir}/ln`), { encoding: 'buffer' }).toString('latin1'), 't\xe9', `${format}: a link target`)
+      t.equal(fs.readlinkSync(bytes(`${dir}/long-ln`), { encoding: 'buffer' }).toString('latin1'), 'T'.repeat(110) + '\xe9', `${format}: a long link target`)
+    }
+  })
+
   for (const dialect of ['aufs', 'overlay'] as const) {
     t.test(`whiteouts, ${dialect} dialect`, async t => {
       const dir = tmpdir(t, 'dst')

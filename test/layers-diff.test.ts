@@ -90,6 +90,29 @@ function tests (): void {
     t.not(Buffer.compare(diffOf(t, copy).bytes, d.bytes), 0, 'a recorded mtime is in the bytes')
   })
 
+  t.test('names that are not UTF-8 go out as their bytes, for GNU tar to extract as they were', async t => {
+    const bytes = (rel: string): Buffer => Buffer.from(rel, 'latin1')
+    const b = tmpdir(t, 'branch')
+    const long = 'L'.repeat(120) + '\xe9'
+    fs.mkdirSync(bytes(`${b}/d\xff`))
+    fs.writeFileSync(bytes(`${b}/lat\xe9`), 'latin')
+    fs.writeFileSync(bytes(`${b}/d\xff/f\x80`), 'deep')
+    fs.writeFileSync(bytes(`${b}/${long}`), 'long')
+    fs.linkSync(bytes(`${b}/lat\xe9`), bytes(`${b}/hard\xe9`))
+    fs.symlinkSync(bytes('t\xe9'), bytes(`${b}/ln`))
+    fs.writeFileSync(bytes(`${b}/.wh.gone\xe9`), '')
+    const d = diffOf(t, b)
+    const out = tmpdir(t, 'extracted')
+    const x = spawnSync('tar', ['-C', out, '-xf', d.file])
+    t.equal(x.status, 0, String(x.stderr))
+    t.same(fs.readdirSync(out, { encoding: 'buffer' }).map(n => n.toString('latin1')).sort(),
+      ['.wh.gone\xe9', 'd\xff', 'hard\xe9', 'lat\xe9', 'ln', long].sort(), 'the names\' bytes')
+    t.equal(fs.readFileSync(bytes(`${out}/d\xff/f\x80`), 'utf8'), 'deep', 'below a directory so named')
+    t.equal(fs.readFileSync(bytes(`${out}/${long}`), 'utf8'), 'long', 'a long name')
+    t.equal(fs.statSync(bytes(`${out}/hard\xe9`)).ino, fs.statSync(bytes(`${out}/lat\xe9`)).ino, 'a hard link to such a name')
+    t.equal(fs.readlinkSync(bytes(`${out}/ln`), { encoding: 'buffer' }).toString('latin1'), 't\xe9', 'a link target')
+  })
+
   t.test('a renamed directory needs the lowers', async t => {
     const lower = makeTree(tmpdir(t, 'lower'), { src: { f: 'from below' } })
     const upper = tmpdir(t, 'upper')

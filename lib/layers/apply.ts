@@ -41,7 +41,7 @@ import * as tar from 'tar-stream'
 import { writableBranch, type WritableBranch } from '../branch/branch'
 import * as native from '../native'
 import type { WhiteoutDialect } from '../union/config'
-import { baseName, childRel, isWithin, parentOf, toBytes } from '../union/paths'
+import { baseName, childRel, fromBytes, isWithin, parentOf } from '../union/paths'
 import {
   aufsWhiteoutTarget, dirMarks, isMetaName, isPrivateXattr, isReservedName, isWhiteoutStat, OPAQUE_MARKER, Whiteouts, whiteoutTarget
 } from '../union/whiteouts'
@@ -84,15 +84,17 @@ export async function applyLayer (source: AsyncIterable<Buffer>, dir: string, op
   const applier = new Applier(writableBranch(root, 0), opts)
   const scanner = new PaxScanner()
   const input = layerInput(source, opts.onRaw, chunk => scanner.feed(chunk))
-  const extract = tar.extract()
+  // Names as their bytes: ustar fields and GNU long names one char per byte
+  // (an option tar-stream has that its typings lack).
+  const extract = tar.extract({ filenameEncoding: 'latin1' } as unknown as Parameters<typeof tar.extract>[0])
   input.tar.on('error', err => extract.destroy(err))
   input.tar.pipe(extract as unknown as NodeJS.WritableStream)
   let entries = 0
   try {
     for await (const entry of extract) {
       entries++
-      const raw = scanner.take(entry.offset)
-      await applier.entry(entry.header, raw ?? fallbackPax(entry.header.pax), entry as unknown as Readable)
+      const pax = scanner.take(entry.offset) ?? fallbackPax(entry.header.pax)
+      await applier.entry(withByteNames(entry.header, pax), pax, entry as unknown as Readable)
     }
     applier.finish()
   } catch (err) {
@@ -104,6 +106,22 @@ export async function applyLayer (source: AsyncIterable<Buffer>, dir: string, op
     throw new LayerError(`not a valid layer tarball: ${e.message}`, { cause: err })
   }
   return { entries, diffId: input.digest(), size: input.size() }
+}
+
+/**
+ * The header with the name and link target its PAX records give, as byte
+ * strings: tar-stream puts them in the header decoded as UTF-8.
+ */
+function withByteNames (h: tar.Header, pax: PaxRecords | undefined): tar.Header {
+  const name = pax?.get('path')
+  const link = pax?.get('linkpath')
+  if (name === undefined && link === undefined) return h
+  return { ...h, name: name?.toString('latin1') ?? h.name, linkname: link?.toString('latin1') ?? h.linkname }
+}
+
+/** A name for a message: decoded, quoted. */
+function shown (bytes: string): string {
+  return JSON.stringify(fromBytes(bytes))
 }
 
 /** tar-stream's decoded PAX (text values), when the raw one was not seen. */
@@ -137,7 +155,7 @@ class Applier {
     if (parentOf(rel).split('/').some(isReservedName)) {
       // Below a `.wh.` name: nothing a union shows (the work dir, AUFS's own state).
       await drain(data)
-      this.warnOnce('reserved', `entries below .wh. names skipped (${h.name})`)
+      this.warnOnce('reserved', `entries below .wh. names skipped (${fromBytes(h.name)})`)
       return
     }
     if (rel !== '/' && isReservedName(base)) {
@@ -175,7 +193,7 @@ class Applier {
         this.node(rel, h, pax)
         break
       default:
-        throw new LayerError(`entry ${JSON.stringify(h.name)}: unsupported entry type ${String(h.type)}`)
+        throw new LayerError(`entry ${shown(h.name)}: unsupported entry type ${String(h.type)}`)
     }
   }
 
@@ -192,7 +210,7 @@ class Applier {
   // ---- entries ----
 
   private async file (rel: string, h: tar.Header, pax: PaxRecords | undefined, data: Readable): Promise<void> {
-    if (rel === '/') throw new LayerError(`entry ${JSON.stringify(h.name)}: the layer's root cannot be a file`)
+    if (rel === '/') throw new LayerError(`entry ${shown(h.name)}: the layer's root cannot be a file`)
     this.prepare(rel, false)
     const fd = this.branch.open(rel, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600)
     try {
@@ -237,7 +255,7 @@ class Applier {
     this.noRoot(rel, h)
     this.prepare(rel, false)
     // The target is content, never followed here: it may point anywhere.
-    this.branch.symlink(toBytes(h.linkname ?? ''), rel)
+    this.branch.symlink(h.linkname ?? '', rel)
     const real = this.branch.real(rel)
     this.owner(() => fs.lchownSync(real, uidOf(h, pax), gidOf(h, pax)))
     for (const [name, value] of this.xattrs(pax)) this.tryXattr(name, () => this.branch.setxattr(rel, name, value))
@@ -249,13 +267,13 @@ class Applier {
   private hardLink (rel: string, h: tar.Header): void {
     this.noRoot(rel, h)
     const linkname = h.linkname ?? ''
-    const target = entryRel(linkname, `hard link ${JSON.stringify(h.name)} ->`)
-    this.checkParents(target, `hard link ${JSON.stringify(h.name)} -> ${JSON.stringify(linkname)}`)
+    const target = entryRel(linkname, `hard link ${shown(h.name)} ->`)
+    this.checkParents(target, `hard link ${shown(h.name)} -> ${shown(linkname)}`)
     const tst = this.branch.lstat(target)
     if (tst === undefined || isWhiteoutStat(tst)) {
-      throw new LayerError(`hard link ${JSON.stringify(h.name)} -> ${JSON.stringify(linkname)}: the target is not in this directory`)
+      throw new LayerError(`hard link ${shown(h.name)} -> ${shown(linkname)}: the target is not in this directory`)
     }
-    if (tst.isDirectory()) throw new LayerError(`hard link ${JSON.stringify(h.name)} -> ${JSON.stringify(linkname)}: the target is a directory`)
+    if (tst.isDirectory()) throw new LayerError(`hard link ${shown(h.name)} -> ${shown(linkname)}: the target is a directory`)
     if (target === rel) return
     const st = this.branch.lstat(rel)
     if (st !== undefined && st.ino === tst.ino && st.dev === tst.dev) { this.written.add(rel); return }
@@ -342,9 +360,9 @@ class Applier {
         fs.chmodSync(this.branch.real(q), 0o755)
         if (hidden) this.markOpaque(q)
       } else if (st.isSymbolicLink()) {
-        throw new LayerError(`entry ${JSON.stringify(entryName)}: refused, its parent ${q.slice(1)} is a symbolic link (it could lead outside the directory)`)
+        throw new LayerError(`entry ${shown(entryName)}: refused, its parent ${fromBytes(q.slice(1))} is a symbolic link (it could lead outside the directory)`)
       } else if (!st.isDirectory()) {
-        throw new LayerError(`entry ${JSON.stringify(entryName)}: its parent ${q.slice(1)} is not a directory`)
+        throw new LayerError(`entry ${shown(entryName)}: its parent ${fromBytes(q.slice(1))} is not a directory`)
       }
       this.dirsOk.add(q)
     }
@@ -359,8 +377,8 @@ class Applier {
       if (this.dirsOk.has(q)) continue
       const st = this.branch.lstat(q)
       if (st === undefined) throw new LayerError(`${what}: the target is not in this directory`)
-      if (st.isSymbolicLink()) throw new LayerError(`${what}: refused, the target's parent ${q.slice(1)} is a symbolic link (it could lead outside the directory)`)
-      if (!st.isDirectory()) throw new LayerError(`${what}: the target's parent ${q.slice(1)} is not a directory`)
+      if (st.isSymbolicLink()) throw new LayerError(`${what}: refused, the target's parent ${fromBytes(q.slice(1))} is a symbolic link (it could lead outside the directory)`)
+      if (!st.isDirectory()) throw new LayerError(`${what}: the target's parent ${fromBytes(q.slice(1))} is not a directory`)
       this.dirsOk.add(q)
     }
   }
@@ -392,7 +410,7 @@ class Applier {
   }
 
   private noRoot (rel: string, h: tar.Header): void {
-    if (rel === '/') throw new LayerError(`entry ${JSON.stringify(h.name)}: the layer's root must be a directory`)
+    if (rel === '/') throw new LayerError(`entry ${shown(h.name)}: the layer's root must be a directory`)
   }
 
   // ---- metadata ----

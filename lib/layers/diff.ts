@@ -24,7 +24,7 @@ import type { Writable } from 'node:stream'
 import { readonlyBranch, type ReadonlyBranch } from '../branch/branch'
 import type { UnionFs } from '../union/union-fs'
 import type { Attr } from '../union/types'
-import { childRel, fromBytes } from '../union/paths'
+import { childRel } from '../union/paths'
 import { aufsWhiteoutName, dirMarks, isMetaName, isPrivateXattr, isReservedName, OPAQUE_MARKER, whiteoutTarget } from '../union/whiteouts'
 import { LayerError } from './layer-error'
 import { tarName } from './tar-name'
@@ -140,7 +140,7 @@ class Diff {
           fs.closeSync(fd)
         }
       } else {
-        await this.tw.entry({ ...entry, linkname: type === 'symlink' ? fromBytes(this.branch.readlink(p)) : undefined }, linkKey)
+        await this.tw.entry({ ...entry, linkname: type === 'symlink' ? this.branch.readlink(p) : undefined }, linkKey)
       }
     }
   }
@@ -182,7 +182,7 @@ class Diff {
           await union.release(fh)
         }
       } else {
-        await this.tw.entry({ ...entry, linkname: type === 'symlink' ? fromBytes(await union.readlink(p)) : undefined }, linkKey)
+        await this.tw.entry({ ...entry, linkname: type === 'symlink' ? await union.readlink(p) : undefined }, linkKey)
       }
     }
   }

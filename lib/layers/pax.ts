@@ -2,9 +2,10 @@
  * PAX extended headers, byte for byte.
  *
  * tar-stream decodes PAX records as UTF-8 text and encodes them the same
- * way, which is right for names and wrong for xattr values: a
+ * way, which is wrong for xattr values and for names that are not UTF-8: a
  * `SCHILY.xattr.security.capability` value is binary and does not survive a
- * round through a JS string. So this module keeps the records as bytes:
+ * round through a JS string, nor does a `path` of Latin-1 bytes. So this
+ * module keeps the records as bytes:
  *
  * - `PaxScanner` watches the bytes fed to tar-stream's extractor and walks
  *   the same 512-byte blocks, keeping each extended header ('x') raw, keyed

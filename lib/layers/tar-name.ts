@@ -7,27 +7,30 @@
  * hostile or broken, and a silent fix would hide it). `.` components and
  * repeated slashes are dropped, as tar itself does. What the name's parents
  * are on disk (a symlink planted by an earlier entry) is apply.ts's check.
- * Tar names are JavaScript strings (tar-stream decodes them as UTF-8);
- * branch-relative paths are byte strings (lib/union/paths.ts).
+ * Tar names are bytes, as in the archive and on disk, so they are byte
+ * strings here too, like branch-relative paths (lib/union/paths.ts): a name
+ * that is not UTF-8 goes in and out unchanged. Messages show them decoded.
  */
-import { fromBytes, toBytes } from '../union/paths'
+import { fromBytes } from '../union/paths'
 import { LayerError } from './layer-error'
 
+/** The branch-relative path of tar name `name` (a byte string). */
 export function entryRel (name: string, what = 'entry'): string {
-  if (name.includes('\0')) throw new LayerError(`${what} ${JSON.stringify(name)}: NUL in the name`)
-  if (name.startsWith('/')) throw new LayerError(`${what} ${JSON.stringify(name)}: absolute name refused (it would land outside the directory)`)
+  const shown = (): string => `${what} ${JSON.stringify(fromBytes(name))}`
+  if (name.includes('\0')) throw new LayerError(`${shown()}: NUL in the name`)
+  if (name.startsWith('/')) throw new LayerError(`${shown()}: absolute name refused (it would land outside the directory)`)
   const parts: string[] = []
   for (const part of name.split('/')) {
     if (part === '' || part === '.') continue
-    if (part === '..') throw new LayerError(`${what} ${JSON.stringify(name)}: '..' refused (it would land outside the directory)`)
-    if (Buffer.byteLength(part) > 255) throw new LayerError(`${what} ${JSON.stringify(name)}: a name longer than 255 bytes`)
+    if (part === '..') throw new LayerError(`${shown()}: '..' refused (it would land outside the directory)`)
+    if (part.length > 255) throw new LayerError(`${shown()}: a name longer than 255 bytes`)
     parts.push(part)
   }
-  return toBytes('/' + parts.join('/'))
+  return '/' + parts.join('/')
 }
 
-/** The tar name of a branch-relative path: no leading slash, a trailing one for directories. */
+/** The tar name (a byte string) of a branch-relative path: no leading slash, a trailing one for directories. */
 export function tarName (rel: string, isDir: boolean): string {
-  const n = fromBytes(rel.slice(1))
+  const n = rel.slice(1)
   return isDir ? n + '/' : n
 }

@@ -20,6 +20,7 @@
 import * as fs from 'node:fs'
 import type { Writable } from 'node:stream'
 import * as tar from 'tar-stream'
+import { fromBytes } from '../union/paths'
 import { LayerError } from './layer-error'
 import { devMajor, devMinor, SCHILY_XATTR } from './meta'
 import { encodePax, paxMember } from './pax'
@@ -39,6 +40,7 @@ export interface Meta {
   rdev?: bigint
 }
 
+/** Names and link targets are byte strings (tar-name.ts), written as their bytes. */
 export interface TarEntry {
   name: string
   type: EntryType
@@ -180,7 +182,7 @@ export class TarWriter {
     let pos = 0
     while (pos < size) {
       const n = await read(buf, Math.min(buf.length, size - pos), pos)
-      if (n === 0) throw new LayerError(`${e.name}: the file shrank while it was being written`)
+      if (n === 0) throw new LayerError(`${fromBytes(e.name)}: the file shrank while it was being written`)
       pos += n
       this.bytes += n
       this.onBytes?.(n)
@@ -198,11 +200,11 @@ export class TarWriter {
     let name = e.name
     let linkname = e.linkname
     if (!ustarFits(name)) {
-      records.push(['path', Buffer.from(name)])
+      records.push(['path', Buffer.from(name, 'latin1')])
       name = standIn(name, isDir)
     }
     if (linkname !== undefined && (Buffer.byteLength(linkname) !== linkname.length || linkname.length > 100)) {
-      records.push(['linkpath', Buffer.from(linkname)])
+      records.push(['linkpath', Buffer.from(linkname, 'latin1')])
       linkname = standIn(linkname, false)
     }
     if (e.meta.uid > USTAR_ID_MAX) records.push(['uid', Buffer.from(String(e.meta.uid))])
