@@ -37,7 +37,7 @@
  */
 import * as fs from 'node:fs'
 import type { Readable } from 'node:stream'
-import * as tar from 'tar-stream'
+import type * as tar from 'tar-stream'
 import { writableBranch, type WritableBranch } from '../branch/branch'
 import * as native from '../native'
 import type { WhiteoutDialect } from '../union/config'
@@ -45,11 +45,11 @@ import { baseName, childRel, fromBytes, isWithin, parentOf } from '../union/path
 import {
   aufsWhiteoutTarget, dirMarks, isMetaName, isPrivateXattr, isReservedName, isWhiteoutStat, OPAQUE_MARKER, Whiteouts, whiteoutTarget
 } from '../union/whiteouts'
-import { layerInput } from './input'
 import { LayerError } from './layer-error'
 import { entryTimes, makedev, paxNumber, paxXattrs, type EntryTimes } from './meta'
-import { PaxScanner, type PaxRecords } from './pax'
+import type { PaxRecords } from './pax'
 import { entryRel } from './tar-name'
+import { readTar } from './tar-reader'
 
 const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, S_IFCHR, S_IFBLK, S_IFIFO } = fs.constants
 
@@ -82,52 +82,27 @@ export async function applyLayer (source: AsyncIterable<Buffer>, dir: string, op
     throw new LayerError(`${dir}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`)
   }
   const applier = new Applier(writableBranch(root, 0), opts)
-  const scanner = new PaxScanner()
-  const input = layerInput(source, opts.onRaw, chunk => scanner.feed(chunk))
-  // Names as their bytes: ustar fields and GNU long names one char per byte
-  // (an option tar-stream has that its typings lack).
-  const extract = tar.extract({ filenameEncoding: 'latin1' } as unknown as Parameters<typeof tar.extract>[0])
-  input.tar.on('error', err => extract.destroy(err))
-  input.tar.pipe(extract as unknown as NodeJS.WritableStream)
+  const reader = readTar(source, opts.onRaw)
   let entries = 0
   try {
-    for await (const entry of extract) {
+    for await (const e of reader.entries) {
       entries++
-      const pax = scanner.take(entry.offset) ?? fallbackPax(entry.header.pax)
-      await applier.entry(withByteNames(entry.header, pax), pax, entry as unknown as Readable)
+      await applier.entry(e.header, e.pax, e.data)
     }
     applier.finish()
   } catch (err) {
-    input.tar.destroy()
-    extract.destroy()
+    reader.destroy()
     if (err instanceof LayerError) throw err
     const e = err as NodeJS.ErrnoException
     if (typeof e.code === 'string' && e.syscall !== undefined) throw new LayerError(`${e.code}: ${e.syscall} ${e.path ?? ''}`.trim(), { cause: err })
     throw new LayerError(`not a valid layer tarball: ${e.message}`, { cause: err })
   }
-  return { entries, diffId: input.digest(), size: input.size() }
-}
-
-/**
- * The header with the name and link target its PAX records give, as byte
- * strings: tar-stream puts them in the header decoded as UTF-8.
- */
-function withByteNames (h: tar.Header, pax: PaxRecords | undefined): tar.Header {
-  const name = pax?.get('path')
-  const link = pax?.get('linkpath')
-  if (name === undefined && link === undefined) return h
-  return { ...h, name: name?.toString('latin1') ?? h.name, linkname: link?.toString('latin1') ?? h.linkname }
+  return { entries, diffId: reader.digest(), size: reader.size() }
 }
 
 /** A name for a message: decoded, quoted. */
 function shown (bytes: string): string {
   return JSON.stringify(fromBytes(bytes))
-}
-
-/** tar-stream's decoded PAX (text values), when the raw one was not seen. */
-function fallbackPax (pax: unknown): PaxRecords | undefined {
-  if (pax === null || typeof pax !== 'object') return undefined
-  return new Map(Object.entries(pax as Record<string, string>).map(([k, v]) => [k, Buffer.from(v)]))
 }
 
 class Applier {
