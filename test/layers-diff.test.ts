@@ -111,6 +111,13 @@ function tests (): void {
     t.equal(fs.readFileSync(bytes(`${out}/${long}`), 'utf8'), 'long', 'a long name')
     t.equal(fs.statSync(bytes(`${out}/hard\xe9`)).ino, fs.statSync(bytes(`${out}/lat\xe9`)).ino, 'a hard link to such a name')
     t.equal(fs.readlinkSync(bytes(`${out}/ln`), { encoding: 'buffer' }).toString('latin1'), 't\xe9', 'a link target')
+
+    const listing = path.join(tmpdir(t, 'out'), 'changes')
+    const c = cli(['layer', 'changes', b], { stdoutFile: listing })
+    t.equal(c.status, 0, c.stderr)
+    t.same(fs.readFileSync(listing).toString('latin1').split('\n').filter(l => l !== ''),
+      [`A /${long}`, 'A /d\xff', 'A /d\xff/f\x80', 'D /gone\xe9', 'A /hard\xe9', 'A /lat\xe9', 'A /ln'],
+      '`layer changes` writes such names as their bytes, sorted by them')
   })
 
   t.test('a renamed directory needs the lowers', async t => {

@@ -17,12 +17,13 @@ import * as fs from 'node:fs'
 import { readonlyBranch, type ReadonlyBranch } from '../branch/branch'
 import type { Attr } from '../union/types'
 import type { UnionFs } from '../union/union-fs'
-import { bytesOf, childRel, fromBytes } from '../union/paths'
+import { childRel } from '../union/paths'
 import { dirMarks, isMetaName, whiteoutTarget } from '../union/whiteouts'
 import { LayerError } from './layer-error'
 
 export interface Change {
   kind: 'A' | 'C' | 'D'
+  /** A byte string (lib/union/paths.ts), as the name is on disk. */
   path: string
 }
 
@@ -63,8 +64,8 @@ export async function layerChanges (dir: string, lowers: readonly string[]): Pro
       out.push({ kind: 'C', path: parent })
     }
   }
-  // Sorted by bytes, then named as JavaScript strings (the walk is in byte strings, lib/union/paths.ts).
-  return out.sort((a, b) => Buffer.compare(bytesOf(a.path), bytesOf(b.path))).map(c => ({ ...c, path: fromBytes(c.path) }))
+  // Byte strings sort as their bytes do.
+  return out.sort((a, b) => a.path < b.path ? -1 : a.path > b.path ? 1 : 0)
 }
 
 async function lowerAttr (below: UnionFs | undefined, p: string): Promise<Attr | undefined> {

@@ -14,6 +14,7 @@ import * as fs from 'node:fs'
 import { parseArgs } from 'node:util'
 import type { MountSpec } from '../options'
 import type { WhiteoutDialect } from '../union/config'
+import type { Change } from './changes'
 import { LayerError, oneLine } from './layer-error'
 import { bytes, progress } from './progress'
 
@@ -169,6 +170,11 @@ function print (lines: string[]): void {
   if (lines.length > 0) process.stdout.write(lines.join('\n') + '\n')
 }
 
+/** A `changes` listing: its paths are byte strings, written as their bytes (as ls and docker diff do). */
+function printChanges (changes: readonly Change[]): void {
+  if (changes.length > 0) process.stdout.write(Buffer.from(changes.map(c => `${c.kind} ${c.path}\n`).join(''), 'latin1'))
+}
+
 function table (rows: string[][]): string[] {
   const widths = rows[0].map((_, i) => Math.max(...rows.map(r => r[i].length)))
   return rows.map(r => r.map((c, i) => i === r.length - 1 ? c : c.padEnd(widths[i])).join('  ').trimEnd())
@@ -199,7 +205,7 @@ async function layerCommand (sub: string, args: string[], v: Values): Promise<nu
   if (sub === 'changes') {
     want(args, 1, 'layer changes [--lower L1:L2] DIR')
     const { layerChanges } = await import('./changes')
-    print((await layerChanges(args[0], lowersOf(v.lower) ?? [])).map(c => `${c.kind} ${c.path}`))
+    printChanges(await layerChanges(args[0], lowersOf(v.lower) ?? []))
     return 0
   }
   throw new LayerError(`layer: unknown subcommand '${sub}' (apply, diff, changes)`)
@@ -252,7 +258,7 @@ async function storeCommand (sub: string, args: string[], v: Values, mounter: Mo
     case 'changes': {
       want(args, 1, 'store -s ROOT changes ID')
       const store = await openStore(v, false)
-      print((await store.changes(args[0])).map(c => `${c.kind} ${c.path}`))
+      printChanges(await store.changes(args[0]))
       return 0
     }
     case 'rm': {
@@ -390,7 +396,7 @@ async function containerCommand (sub: string, args: string[], v: Values, mounter
       want(args, 1, 'container -s ROOT changes NAME')
       const store = await openStore(v, false)
       c.needContainer(store, args[0])
-      print((await store.changes(args[0])).map(ch => `${ch.kind} ${ch.path}`))
+      printChanges(await store.changes(args[0]))
       return 0
     }
   }
