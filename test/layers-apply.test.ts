@@ -21,7 +21,7 @@ import * as path from 'node:path'
 import * as zlib from 'node:zlib'
 import { spawnSync } from 'node:child_process'
 import { cliBuilt, tmpdir } from './helpers/mount'
-import { cli, describeTree, makeTar, type Entry } from './fixtures/layers-archive'
+import { bytePath, cli, describeTree, LONG_BYTE_NAME, makeByteNames, makeTar, type Entry } from './fixtures/layers-archive'
 
 const isRoot = process.getuid?.() === 0
 if (!cliBuilt()) {
@@ -114,14 +114,10 @@ function tests (): void {
   })
 
   t.test('names that are not UTF-8 come through as their bytes, from GNU tar in gnu and pax format', async t => {
-    const bytes = (rel: string): Buffer => Buffer.from(rel, 'latin1')
+    const bytes = bytePath
+    const long = LONG_BYTE_NAME
     const src = tmpdir(t, 'src')
-    const long = 'L'.repeat(120) + '\xe9'
-    fs.mkdirSync(bytes(`${src}/d\xff`))
-    fs.writeFileSync(bytes(`${src}/lat\xe9`), 'latin')
-    fs.writeFileSync(bytes(`${src}/d\xff/f\x80`), 'deep')
-    fs.writeFileSync(bytes(`${src}/${long}`), 'long')
-    fs.symlinkSync(bytes('t\xe9'), bytes(`${src}/ln`))
+    makeByteNames(src)
     fs.symlinkSync(bytes('T'.repeat(110) + '\xe9'), bytes(`${src}/long-ln`))
     for (const format of ['gnu', 'pax']) {
       // gnu: the bytes in the ustar fields and in GNU long names; pax: in

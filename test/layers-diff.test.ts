@@ -18,7 +18,7 @@ import * as path from 'node:path'
 import { spawnSync } from 'node:child_process'
 import { cliBuilt, tmpdir, withUnion } from './helpers/mount'
 import { dir, file, hardlink, makeTree, snapshotTree, symlink, whiteout } from './helpers/tree'
-import { cli, listTar } from './fixtures/layers-archive'
+import { bytePath, cli, listTar, LONG_BYTE_NAME, makeByteNames } from './fixtures/layers-archive'
 
 const isRoot = process.getuid?.() === 0
 const canMount = isRoot && fs.existsSync('/dev/fuse')
@@ -91,15 +91,11 @@ function tests (): void {
   })
 
   t.test('names that are not UTF-8 go out as their bytes, for GNU tar to extract as they were', async t => {
-    const bytes = (rel: string): Buffer => Buffer.from(rel, 'latin1')
+    const bytes = bytePath
+    const long = LONG_BYTE_NAME
     const b = tmpdir(t, 'branch')
-    const long = 'L'.repeat(120) + '\xe9'
-    fs.mkdirSync(bytes(`${b}/d\xff`))
-    fs.writeFileSync(bytes(`${b}/lat\xe9`), 'latin')
-    fs.writeFileSync(bytes(`${b}/d\xff/f\x80`), 'deep')
-    fs.writeFileSync(bytes(`${b}/${long}`), 'long')
+    makeByteNames(b)
     fs.linkSync(bytes(`${b}/lat\xe9`), bytes(`${b}/hard\xe9`))
-    fs.symlinkSync(bytes('t\xe9'), bytes(`${b}/ln`))
     fs.writeFileSync(bytes(`${b}/.wh.gone\xe9`), '')
     const d = diffOf(t, b)
     const out = tmpdir(t, 'extracted')
