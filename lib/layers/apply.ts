@@ -48,7 +48,7 @@ import {
 import { LayerError } from './layer-error'
 import { entryTimes, makedev, paxNumber, paxXattrs, type EntryTimes } from './meta'
 import type { PaxRecords } from './pax'
-import { entryRel } from './tar-name'
+import { entryRel, quoted } from './tar-name'
 import { readTar } from './tar-reader'
 
 const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, S_IFCHR, S_IFBLK, S_IFIFO } = fs.constants
@@ -98,11 +98,6 @@ export async function applyLayer (source: AsyncIterable<Buffer>, dir: string, op
     throw new LayerError(`not a valid layer tarball: ${e.message}`, { cause: err })
   }
   return { entries, diffId: reader.digest(), size: reader.size() }
-}
-
-/** A name for a message: decoded, quoted. */
-function shown (bytes: string): string {
-  return JSON.stringify(fromBytes(bytes))
 }
 
 class Applier {
@@ -168,7 +163,7 @@ class Applier {
         this.node(rel, h, pax)
         break
       default:
-        throw new LayerError(`entry ${shown(h.name)}: unsupported entry type ${String(h.type)}`)
+        throw new LayerError(`entry ${quoted(h.name)}: unsupported entry type ${String(h.type)}`)
     }
   }
 
@@ -185,7 +180,7 @@ class Applier {
   // ---- entries ----
 
   private async file (rel: string, h: tar.Header, pax: PaxRecords | undefined, data: Readable): Promise<void> {
-    if (rel === '/') throw new LayerError(`entry ${shown(h.name)}: the layer's root cannot be a file`)
+    if (rel === '/') throw new LayerError(`entry ${quoted(h.name)}: the layer's root cannot be a file`)
     this.prepare(rel, false)
     const fd = this.branch.open(rel, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600)
     try {
@@ -242,13 +237,13 @@ class Applier {
   private hardLink (rel: string, h: tar.Header): void {
     this.noRoot(rel, h)
     const linkname = h.linkname ?? ''
-    const target = entryRel(linkname, `hard link ${shown(h.name)} ->`)
-    this.checkParents(target, `hard link ${shown(h.name)} -> ${shown(linkname)}`)
+    const target = entryRel(linkname, `hard link ${quoted(h.name)} ->`)
+    this.checkParents(target, `hard link ${quoted(h.name)} -> ${quoted(linkname)}`)
     const tst = this.branch.lstat(target)
     if (tst === undefined || isWhiteoutStat(tst)) {
-      throw new LayerError(`hard link ${shown(h.name)} -> ${shown(linkname)}: the target is not in this directory`)
+      throw new LayerError(`hard link ${quoted(h.name)} -> ${quoted(linkname)}: the target is not in this directory`)
     }
-    if (tst.isDirectory()) throw new LayerError(`hard link ${shown(h.name)} -> ${shown(linkname)}: the target is a directory`)
+    if (tst.isDirectory()) throw new LayerError(`hard link ${quoted(h.name)} -> ${quoted(linkname)}: the target is a directory`)
     if (target === rel) return
     const st = this.branch.lstat(rel)
     if (st !== undefined && st.ino === tst.ino && st.dev === tst.dev) { this.written.add(rel); return }
@@ -335,9 +330,9 @@ class Applier {
         fs.chmodSync(this.branch.real(q), 0o755)
         if (hidden) this.markOpaque(q)
       } else if (st.isSymbolicLink()) {
-        throw new LayerError(`entry ${shown(entryName)}: refused, its parent ${fromBytes(q.slice(1))} is a symbolic link (it could lead outside the directory)`)
+        throw new LayerError(`entry ${quoted(entryName)}: refused, its parent ${fromBytes(q.slice(1))} is a symbolic link (it could lead outside the directory)`)
       } else if (!st.isDirectory()) {
-        throw new LayerError(`entry ${shown(entryName)}: its parent ${fromBytes(q.slice(1))} is not a directory`)
+        throw new LayerError(`entry ${quoted(entryName)}: its parent ${fromBytes(q.slice(1))} is not a directory`)
       }
       this.dirsOk.add(q)
     }
@@ -385,7 +380,7 @@ class Applier {
   }
 
   private noRoot (rel: string, h: tar.Header): void {
-    if (rel === '/') throw new LayerError(`entry ${shown(h.name)}: the layer's root must be a directory`)
+    if (rel === '/') throw new LayerError(`entry ${quoted(h.name)}: the layer's root must be a directory`)
   }
 
   // ---- metadata ----

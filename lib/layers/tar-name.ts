@@ -14,9 +14,14 @@
 import { fromBytes } from '../union/paths'
 import { LayerError } from './layer-error'
 
+/** A tar name (a byte string) for a message: decoded, quoted. */
+export function quoted (name: string): string {
+  return JSON.stringify(fromBytes(name))
+}
+
 /** The branch-relative path of tar name `name` (a byte string). */
 export function entryRel (name: string, what = 'entry'): string {
-  const shown = (): string => `${what} ${JSON.stringify(fromBytes(name))}`
+  const shown = (): string => `${what} ${quoted(name)}`
   if (name.includes('\0')) throw new LayerError(`${shown()}: NUL in the name`)
   if (name.startsWith('/')) throw new LayerError(`${shown()}: absolute name refused (it would land outside the directory)`)
   const parts: string[] = []
