@@ -3,6 +3,7 @@ import t from 'tap'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
+import { spawnSync } from 'node:child_process'
 import { UnionFs } from '../lib/union/union-fs'
 import { Resolver, type Entry } from '../lib/union/resolve'
 import { readonlyBranch, type ReadonlyBranch } from '../lib/branch/branch'
@@ -231,6 +232,32 @@ t.test('a copy-up leaves its parents\' times; a kill before they were put back i
   t.equal(st.atimeNs, 1_100_000_000_000_000_000n, 'and the atime')
   t.equal(native.lfindxattr(work, 'trusted.unionfs-ts.times'), undefined, 'and drops the note')
   t.same(fs.readdirSync(work), [], 'and sweeps the work dir')
+})
+
+t.test('a parent path too long for the note: the copy-up lands without it, the times still put back', async t => {
+  const s = stack(t)
+  // 25 directories of 200 bytes: past PATH_MAX, and past what ext4 takes as an xattr value.
+  const seg = 'x'.repeat(200)
+  const cwd = process.cwd()
+  process.chdir(s.lo1)
+  try {
+    for (let i = 0; i < 25; i++) {
+      fs.mkdirSync(seg)
+      process.chdir(seg)
+    }
+    fs.writeFileSync('f', 'data')
+    fs.utimesSync('.', 1_100_000_000, 1_200_000_000)
+  } finally {
+    process.chdir(cwd)
+  }
+  // node:fs cannot remove a tree this deep; rm(1) can.
+  t.teardown(() => { spawnSync('rm', ['-rf', `${s.lo1}/${seg}`, `${s.up}/${seg}`]) })
+  const dir = `/${seg}`.repeat(25)
+  const u = await open(s)
+  await u.chmod(`${dir}/f`, 0o600)
+  t.equal((await u.getattr(`${dir}/f`)).mode & 0o7777, 0o600, 'copied up')
+  t.equal((await u.getattr(dir)).mtimeMs, 1_200_000_000_000, 'its parent keeps its mtime')
+  t.equal(native.lfindxattr(`${s.up}/.wh..wh.unionfs-ts`, 'trusted.unionfs-ts.times'), undefined, 'no note left')
 })
 
 t.test('symlinks, fifos and devices are recreated on copy-up', async t => {
