@@ -232,6 +232,17 @@ t.test('a copy-up leaves its parents\' times; a kill before they were put back i
   t.equal(st.atimeNs, 1_100_000_000_000_000_000n, 'and the atime')
   t.equal(native.lfindxattr(work, 'trusted.unionfs-ts.times'), undefined, 'and drops the note')
   t.same(fs.readdirSync(work), [], 'and sweeps the work dir')
+
+  // A note naming a path that climbs out of the writable branch is dropped, not followed.
+  const outside = path.join(s.root, 'outside')
+  fs.mkdirSync(outside)
+  fs.utimesSync(outside, 1_700_000_000, 1_700_000_000)
+  const climbing = Buffer.alloc(16 + '/../outside'.length)
+  climbing.write('/../outside', 16, 'latin1')
+  native.lsetxattr(work, 'trusted.unionfs-ts.times', climbing, 0)
+  await open(s)
+  t.equal(fs.statSync(outside).mtimeMs, 1_700_000_000_000, 'a note that climbs out with .. is not followed')
+  t.equal(native.lfindxattr(work, 'trusted.unionfs-ts.times'), undefined, 'and is dropped')
 })
 
 t.test('a parent path too long for the note: the copy-up lands without it, the times still put back', async t => {

@@ -118,12 +118,17 @@ export class Workdir {
   }
 }
 
-/** Puts back the times a note holds, on a directory whose times moved. */
+/**
+ * Puts back the times a note holds, on a directory whose times moved. Only
+ * a path this module could have written is followed: one that climbs out
+ * ('..') is left alone.
+ */
 function restoreTimes (note: Buffer, upper: WritableBranch): void {
   if (note.length < 16) return
   const atime = note.readBigInt64LE(0)
   const mtime = note.readBigInt64LE(8)
   const dir = note.subarray(16).toString('latin1')
+  if (!dir.startsWith('/') || dir.split('/').includes('..')) return
   const st = upper.lstat(dir)
   if (st?.isDirectory() !== true || (st.atimeNs === atime && st.mtimeNs === mtime)) return
   upper.utimens(dir, timeOfNs(atime), timeOfNs(mtime))
