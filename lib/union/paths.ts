@@ -10,8 +10,9 @@
  * every one of them as it is, where a UTF-8 decoding would turn invalid
  * bytes into U+FFFD and a name into another. The conversions happen at the
  * edges: the FUSE codec reads and writes the bytes as they are, a branch
- * hands node:fs the bytes (`fsPath`, branch.ts), and a name that comes from
- * or goes to a person or a tar header goes through `toBytes` / `fromBytes`.
+ * hands node:fs the bytes (`fsPath`, branch.ts), so do layer tarballs
+ * (lib/layers/tar-name.ts), and a name that comes from or goes to a person
+ * (a message, `inspect`, a trace) goes through `toBytes` / `fromBytes`.
  * An ASCII name is the same string either way.
  */
 export function childRel (dir: string, name: string): string {

@@ -34,7 +34,7 @@ import { fsError, isCode } from '../errors'
 import * as native from '../native'
 import { ACL_DEFAULT } from './acl'
 import { timeOfNs } from './attrs'
-import { parentOf } from './paths'
+import { bytesOf, parentOf } from './paths'
 
 export class Workdir {
   private counter = 0
@@ -88,13 +88,12 @@ export class Workdir {
     const parent = parentOf(rel)
     const st = upper.lstat(parent)
     if (st === undefined) return this.moveIn(tmp, upper, rel)
-    const record = Buffer.alloc(16 + Buffer.byteLength(parent, 'latin1'))
-    record.writeBigInt64LE(st.atimeNs, 0)
-    record.writeBigInt64LE(st.mtimeNs, 8)
-    record.write(parent, 16, 'latin1')
+    const times = Buffer.alloc(16)
+    times.writeBigInt64LE(st.atimeNs, 0)
+    times.writeBigInt64LE(st.mtimeNs, 8)
     let noted = true
     try {
-      native.lsetxattr(this.root, this.note, record, 0)
+      native.lsetxattr(this.root, this.note, Buffer.concat([times, bytesOf(parent)]), 0)
     } catch (err) {
       if (!isCode(err, 'E2BIG', 'ENOSPC', 'ERANGE', 'EDQUOT', 'EOPNOTSUPP', 'ENOTSUP', 'EPERM')) throw err
       noted = false
